@@ -1,0 +1,318 @@
+"""Reverse-mode automatic differentiation: Tensor, Function, backward(), no_grad().
+
+Functions see raw arrays (NumPy or CuPy); a Tensor only keeps the bookkeeping (data, grad, the Function
+that made it). The graph is built only while gradients are enabled and some input requires a gradient,
+so under `no_grad()` or over frozen parameters no Function is kept and its saved arrays are freed at once.
+Backward walks Functions from the newest generation to the oldest and frees each one's saved arrays as
+it leaves it (unless `retain_graph=True`); only leaf tensors keep a `.grad`.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import weakref
+from typing import Iterator
+
+import numpy as np
+
+from minitransfer import backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(enabled: bool) -> Iterator[None]:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: no graph is recorded inside it (inference, evaluation, optimizer updates)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+class Tensor:
+    """An array with an optional gradient and a link to the Function that produced it.
+
+    `data` is a NumPy or CuPy array; `grad` is a Tensor (leaf tensors only) or None.
+    """
+
+    __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not numpy's loop
+
+    def __init__(self, data, requires_grad: bool = False, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        xp = backend.get_array_module(data)
+        if not isinstance(data, xp.ndarray):
+            data = np.asarray(data)
+            if data.dtype == np.float64 and not isinstance(data, np.ndarray):  # pragma: no cover
+                data = data.astype(np.float32)
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self.creator: Function | None = None
+        self.generation = 0
+        self.name = name
+
+    # ---- properties that mirror torch ----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied from the GPU when needed)."""
+        return backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def to(self, device: str) -> "Tensor":
+        """A copy on `device` ('cpu' or 'cuda'); gradients do not flow through the copy."""
+        return Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---- backward ----
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`.
+
+        grad: the upstream gradient, same shape as self (default 1 for a scalar).
+        retain_graph: keep the saved arrays so backward can be called on this graph again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad()?)")
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() needs a gradient for a non-scalar tensor of shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        elif isinstance(grad, Tensor):
+            grad = grad.data
+        if self.creator is None:
+            _accumulate_leaf(self, grad)
+            return
+        run_backward(self, grad, retain_graph)
+
+    # ---- operators (the ops live in minitransfer.ops; imported lazily to keep layers one-way) ----
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __pow__(self, exponent):
+        return _ops().pow(self, exponent)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def transpose(self, *axes):
+        return _ops().transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
+
+    def permute(self, *axes):
+        return self.transpose(*axes)
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return _ops().max(self, axis, keepdims)
+
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    @property
+    def T(self):
+        return _ops().transpose(self, None)
+
+
+def _ops():
+    from minitransfer import ops  # noqa: PLC0415 (ops import this module; the reverse link is lazy)
+
+    return ops
+
+
+def as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+class Function:
+    """One differentiable operation over raw arrays.
+
+    Subclasses implement `forward(*arrays) -> array | tuple[array, ...]` and
+    `backward(*output_grads) -> array | None | tuple[...]` (one gradient per input; None where the input
+    needs none). `self.needs_input_grad[i]` tells backward which gradients are wanted, so work for frozen
+    inputs is skipped. State saved in forward lives on `self` and is freed by `release()`.
+    """
+
+    inputs: tuple[Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
+
+    def __call__(self, *inputs):
+        tensors = tuple(as_tensor(x) for x in inputs)
+        needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
+        self.needs_input_grad = tuple(needs_grad and t.requires_grad for t in tensors)
+        outputs = self.forward(*(t.data for t in tensors))
+        single = not isinstance(outputs, tuple)
+        outputs = (outputs,) if single else outputs
+        results = tuple(Tensor(y, requires_grad=needs_grad) for y in outputs)
+        if needs_grad:
+            self.inputs = tensors
+            self.generation = max(t.generation for t in tensors)
+            self.output_refs = tuple(weakref.ref(r) for r in results)
+            self.output_meta = tuple((y.shape, y.dtype) for y in outputs)
+            for r in results:
+                r.creator = self
+                r.generation = self.generation + 1
+        return results[0] if single else results
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grads):
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop what forward saved and the links to the inputs, so memory is freed as backward walks."""
+        self.__dict__.clear()
+        self.released = True
+
+
+def _accumulate_leaf(tensor: Tensor, grad) -> None:
+    if grad.shape != tensor.shape:
+        raise RuntimeError(f"gradient of shape {grad.shape} for a tensor of shape {tensor.shape}")
+    if tensor.grad is None:
+        # A copy: backward may hand the same array to several inputs, and optimizers edit grads in place.
+        tensor.grad = Tensor(grad.copy())
+    else:
+        tensor.grad.data = tensor.grad.data + grad
+
+
+def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
+    """Propagate `grad` from `root` through the graph in reverse generation order."""
+    # id(tensor) -> (tensor, gradient) for non-leaf tensors; the tensor is held so its id stays unique
+    # until its creator has consumed the gradient.
+    grads: dict[int, tuple[Tensor, object]] = {id(root): (root, grad)}
+    heap: list[tuple[int, int, Function]] = []
+    seen: set[int] = set()
+
+    def push(fn: Function) -> None:
+        if id(fn) not in seen:
+            seen.add(id(fn))
+            heapq.heappush(heap, (-fn.generation, id(fn), fn))
+
+    if getattr(root.creator, "released", False):
+        raise RuntimeError(
+            "backward() through a graph that was already freed: call backward(retain_graph=True) the first time "
+            "to backpropagate through it again, or recompute the forward pass"
+        )
+    push(root.creator)
+    while heap:
+        _, _, fn = heapq.heappop(heap)
+        if getattr(fn, "released", False):
+            raise RuntimeError("backward() reached a part of the graph that an earlier backward() freed")
+        out_grads = []
+        for ref, (shape, dtype) in zip(fn.output_refs, fn.output_meta):
+            out = ref()
+            entry = grads.pop(id(out), None) if out is not None else None
+            g = entry[1] if entry is not None else None
+            if g is None:
+                xp = backend.get_array_module(*(t.data for t in fn.inputs))
+                g = xp.zeros(shape, dtype=dtype)
+            out_grads.append(g)
+        in_grads = fn.backward(*out_grads)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        for x, gx, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
+            if not needed or gx is None:
+                continue
+            if x.creator is None:
+                _accumulate_leaf(x, gx)
+            else:
+                key = id(x)
+                grads[key] = (x, gx if key not in grads else grads[key][1] + gx)
+                push(x.creator)
+        if not retain_graph:
+            fn.release()

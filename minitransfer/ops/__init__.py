@@ -1,0 +1,169 @@
+"""Differentiable operations over Tensors: thin functions that build one Function each.
+
+Families live in their own modules (arithmetic, shape, reduce, nn, attention); this file is the
+functional API the layers above use, e.g. `ops.matmul(a, b)`, `ops.softmax(x, axis=-1)`.
+"""
+from __future__ import annotations
+
+from minitransfer.autograd import Tensor, as_tensor
+from minitransfer.backend import get_array_module
+from minitransfer.ops import arithmetic as _a
+from minitransfer.ops import nn as _nn
+from minitransfer.ops import reduce as _r
+from minitransfer.ops import shape as _s
+from minitransfer.ops.attention import attention
+
+
+def _const(x, like: Tensor):
+    """Python numbers become arrays of the other operand's dtype, so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    xp = get_array_module(like.data)
+    return Tensor(xp.asarray(x, dtype=like.dtype))
+
+
+def _pair(a, b):
+    if not isinstance(a, Tensor):
+        b = as_tensor(b)
+        return _const(a, b), b
+    return a, _const(b, a)
+
+
+def add(a, b) -> Tensor:
+    return _a.Add()(*_pair(a, b))
+
+
+def sub(a, b) -> Tensor:
+    return _a.Sub()(*_pair(a, b))
+
+
+def mul(a, b) -> Tensor:
+    return _a.Mul()(*_pair(a, b))
+
+
+def div(a, b) -> Tensor:
+    return _a.Div()(*_pair(a, b))
+
+
+def neg(x) -> Tensor:
+    return _a.Neg()(x)
+
+
+def pow(x, exponent: float) -> Tensor:  # noqa: A001 (mirrors torch.pow)
+    return _a.Pow(exponent)(x)
+
+
+def exp(x) -> Tensor:
+    return _a.Exp()(x)
+
+
+def log(x) -> Tensor:
+    return _a.Log()(x)
+
+
+def sqrt(x) -> Tensor:
+    return _a.Sqrt()(x)
+
+
+def tanh(x) -> Tensor:
+    return _a.Tanh()(x)
+
+
+def matmul(a, b) -> Tensor:
+    return _a.MatMul()(a, b)
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight.T + bias; x: (..., in), weight: (out, in), bias: (out,) -> (..., out)."""
+    return _a.Linear()(x, weight) if bias is None else _a.Linear()(x, weight, bias)
+
+
+def reshape(x, shape) -> Tensor:
+    return _s.Reshape(shape)(x)
+
+
+def transpose(x, axes=None) -> Tensor:
+    return _s.Transpose(axes)(x)
+
+
+def getitem(x, index) -> Tensor:
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return _s.GetItem(index)(x)
+
+
+def concat(tensors, axis: int = 0) -> Tensor:
+    return _s.Concat(axis)(*tensors)
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise `a` where condition else `b`; condition is a boolean array or Tensor (not differentiated)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    a, b = _pair(a, b)
+    return _s.Where(cond)(a, b)
+
+
+def masked_fill(x, mask, value: float) -> Tensor:
+    """x with `value` wherever the boolean mask (broadcastable to x) is True."""
+    return where(mask, _const(value, as_tensor(x)), x)
+
+
+def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return _r.Sum(axis, keepdims)(x)
+
+
+def mean(x, axis=None, keepdims: bool = False) -> Tensor:
+    return _r.Mean(axis, keepdims)(x)
+
+
+def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return _r.Max(axis, keepdims)(x)
+
+
+def relu(x) -> Tensor:
+    return _nn.ReLU()(x)
+
+
+def gelu(x) -> Tensor:
+    return _nn.GELU()(x)
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    return _nn.Softmax(axis)(x)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    return _nn.LogSoftmax(axis)(x)
+
+
+def layer_norm(x, weight, bias, eps: float = 1e-12) -> Tensor:
+    """LayerNorm over the last axis; x: (..., hidden), weight/bias: (hidden,)."""
+    return _nn.LayerNorm(eps)(x, weight, bias)
+
+
+def dropout(x, p: float, training: bool) -> Tensor:
+    if not training or p == 0.0:
+        return x
+    return _nn.Dropout(p)(x)
+
+
+def embedding(ids, weight) -> Tensor:
+    """weight[ids]; ids: integer array (any shape), weight: (num, dim) -> (*ids.shape, dim)."""
+    ids = ids.data if isinstance(ids, Tensor) else ids
+    return _nn.Embedding(ids)(weight)
+
+
+def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
+    """Mean cross-entropy; logits (N, C), integer targets (N,); targets equal to ignore_index are skipped."""
+    targets = targets.data if isinstance(targets, Tensor) else targets
+    return _nn.CrossEntropy(targets, ignore_index)(logits)
+
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "matmul", "linear",
+    "reshape", "transpose", "getitem", "concat", "where", "masked_fill", "sum", "mean", "max",
+    "relu", "gelu", "softmax", "log_softmax", "layer_norm", "dropout", "embedding", "cross_entropy",
+    "attention",
+]

@@ -1,0 +1,168 @@
+"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow, exp, log, sqrt, tanh,
+and batched matmul. Gradients of broadcast inputs are summed back to the input's shape."""
+from __future__ import annotations
+
+from minitransfer.autograd import Function
+from minitransfer.backend import get_array_module
+
+
+def sum_to(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, giving an array of `shape`."""
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
+    out = grad.sum(axis=axes, keepdims=True)
+    return out.reshape(shape) if lead else out
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        gb = -sum_to(gy, self.shapes[1]) if self.needs_input_grad[1] else None
+        return sum_to(gy, self.shapes[0]), gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        ga = sum_to(gy * self.b, self.a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        ga = sum_to(gy / self.b, self.a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-gy * self.a / (self.b * self.b), self.b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """x ** p for a constant exponent p."""
+
+    def __init__(self, exponent: float):
+        self.exponent = exponent
+
+    def forward(self, x):
+        self.x = x
+        return x**self.exponent
+
+    def backward(self, gy):
+        return gy * self.exponent * self.x ** (self.exponent - 1)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).exp(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).sqrt(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * (1 - self.y * self.y)
+
+
+class MatMul(Function):
+    """a @ b with NumPy's batching rules: (..., n, k) @ (..., k, m) -> (..., n, m); 1-D b allowed as (k,)."""
+
+    def forward(self, a, b):
+        if a.ndim < 2:
+            raise ValueError(f"matmul needs a left operand with at least 2 dimensions, got shape {a.shape}")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        a, b = self.a, self.b
+        ga = gb = None
+        if b.ndim == 1:  # (..., k) @ (k,) -> (...,)
+            if self.needs_input_grad[0]:
+                ga = gy[..., None] * b
+            if self.needs_input_grad[1]:
+                gb = (gy[..., None] * a).reshape(-1, b.shape[0]).sum(0)
+            return ga, gb
+        if self.needs_input_grad[0]:
+            ga = sum_to(gy @ xp.swapaxes(b, -1, -2), a.shape)
+        if self.needs_input_grad[1]:
+            if b.ndim == 2 and a.ndim > 2:  # shared weight: fold the batch into rows, one GEMM
+                gb = a.reshape(-1, a.shape[-1]).T @ gy.reshape(-1, gy.shape[-1])
+            else:
+                gb = sum_to(xp.swapaxes(a, -1, -2) @ gy, b.shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x @ W.T + b with W of shape (out, in), as torch.nn.Linear stores it.
+
+    One GEMM per direction with the batch folded into rows, and no gradient work for a frozen W or b.
+    """
+
+    def forward(self, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        self.has_bias = bias is not None
+        y = x.reshape(-1, x.shape[-1]) @ weight.T
+        if bias is not None:
+            y += bias
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    def backward(self, gy):
+        g2 = gy.reshape(-1, gy.shape[-1])
+        gx = (g2 @ self.weight).reshape(self.x.shape) if self.needs_input_grad[0] else None
+        gw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if self.needs_input_grad[1] else None
+        if not self.has_bias:
+            return gx, gw
+        gb = g2.sum(axis=0) if self.needs_input_grad[2] else None
+        return gx, gw, gb

@@ -1,0 +1,76 @@
+"""Scaled dot-product attention: the one entry point the models call.
+
+`attention(q, k, v, key_padding_mask, dropout_p, training)` picks an implementation; the plain NumPy/CuPy
+composition below (`ReferenceAttention`) is always available and is what the fused kernels are tested
+against. Shapes: q, k, v (batch, heads, seq, head_dim); key_padding_mask (batch, seq) with 1 for real
+tokens and 0 for padding; output (batch, heads, seq, head_dim).
+"""
+from __future__ import annotations
+
+import math
+
+from minitransfer import random
+from minitransfer.autograd import Function, Tensor, as_tensor
+from minitransfer.backend import get_array_module
+
+
+class ReferenceAttention(Function):
+    """softmax(q k^T / sqrt(d) + mask) (dropout) v, keeping the probabilities for backward."""
+
+    def __init__(self, key_padding_mask=None, dropout_p: float = 0.0):
+        self.key_padding_mask = key_padding_mask
+        self.dropout_p = dropout_p
+
+    def forward(self, q, k, v):
+        xp = get_array_module(q)
+        self.scale = 1.0 / math.sqrt(q.shape[-1])
+        scores = q @ xp.swapaxes(k, -1, -2)
+        scores *= q.dtype.type(self.scale)
+        if self.key_padding_mask is not None:
+            # Padded keys get the dtype's lowest value, so their probability is exactly 0 (as transformers).
+            masked = (self.key_padding_mask == 0)[:, None, None, :]
+            scores = xp.where(masked, xp.finfo(q.dtype).min, scores)
+        scores -= scores.max(axis=-1, keepdims=True)
+        xp.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        probs = scores
+        self.drop_mask = None
+        if self.dropout_p > 0:
+            keep = random.rng(xp).random(probs.shape, dtype=probs.dtype) >= self.dropout_p
+            self.drop_mask = keep * probs.dtype.type(1.0 / (1.0 - self.dropout_p))
+            dropped = probs * self.drop_mask
+        else:
+            dropped = probs
+        self.q, self.k, self.v, self.probs = q, k, v, probs
+        return dropped @ v
+
+    def backward(self, gout):
+        xp = get_array_module(gout)
+        probs, drop = self.probs, self.drop_mask
+        dropped = probs * drop if drop is not None else probs
+        gv = xp.swapaxes(dropped, -1, -2) @ gout if self.needs_input_grad[2] else None
+        gp = gout @ xp.swapaxes(self.v, -1, -2)
+        if drop is not None:
+            gp *= drop
+        gs = probs * (gp - (gp * probs).sum(axis=-1, keepdims=True))
+        gs *= gs.dtype.type(self.scale)
+        gq = gs @ self.k if self.needs_input_grad[0] else None
+        gk = xp.swapaxes(gs, -1, -2) @ self.q if self.needs_input_grad[1] else None
+        return gq, gk, gv
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask=None, dropout_p: float = 0.0,
+              training: bool = False) -> Tensor:
+    """Attention over (batch, heads, seq, head_dim) tensors; dropout on the probabilities only in training."""
+    p = dropout_p if training else 0.0
+    mask = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask
+    impl = _select_implementation(as_tensor(q), p)
+    return impl(mask, p)(q, k, v)
+
+
+def _select_implementation(q: Tensor, dropout_p: float):
+    """The fused kernel where one is registered for this array module, else the reference.
+
+    No fused kernel is registered yet; this is the seam the kernels plug into.
+    """
+    return ReferenceAttention

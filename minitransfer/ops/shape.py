@@ -1,0 +1,102 @@
+"""Ops that move elements without changing them: reshape, transpose/permute, indexing, concat, where."""
+from __future__ import annotations
+
+from minitransfer.autograd import Function
+from minitransfer.backend import get_array_module
+from minitransfer.ops.arithmetic import sum_to
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    """Permute axes; axes=None reverses them (like ndarray.T)."""
+
+    def __init__(self, axes=None):
+        self.axes = tuple(axes) if axes else None
+
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, gy):
+        if self.axes is None:
+            return gy.transpose()
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a % len(self.axes)] = i
+        return gy.transpose(inverse)
+
+
+class GetItem(Function):
+    """x[index] for slices, integers, None, Ellipsis and integer arrays (gather); backward scatters-adds."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.in_shape, self.in_dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        index = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(_is_array(i) for i in index):
+            xp.add.at(gx, self.index, gy)  # repeated integer indices must add up
+        else:
+            gx[self.index] = gy
+        return gx
+
+
+def _is_array(i) -> bool:
+    return hasattr(i, "shape") and hasattr(i, "dtype") or isinstance(i, list)
+
+
+class Concat(Function):
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *xs):
+        xp = get_array_module(*xs)
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        bounds = list(_cumsum(self.sizes))[:-1]
+        return tuple(xp.split(gy, bounds, axis=self.axis))
+
+
+def _cumsum(sizes):
+    total = 0
+    for s in sizes:
+        total += s
+        yield total
+
+
+class Where(Function):
+    """where(condition, a, b); the condition is a constant boolean array, not differentiated."""
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        xp = get_array_module(a, b)
+        self.shapes = a.shape, b.shape
+        return xp.where(self.condition, a, b)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        zero = xp.zeros((), dtype=gy.dtype)
+        ga = sum_to(xp.where(self.condition, gy, zero), self.shapes[0]) if self.needs_input_grad[0] else None
+        gb = sum_to(xp.where(self.condition, zero, gy), self.shapes[1]) if self.needs_input_grad[1] else None
+        return ga, gb
