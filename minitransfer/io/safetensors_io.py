@@ -1,0 +1,184 @@
+"""Read and write ``.safetensors`` files as ``{name: np.ndarray}``.
+
+The format is an 8-byte little-endian header length N, N bytes of JSON
+(``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}``), then
+the tensor bytes, offsets counted from the end of the header. Reading parses it here rather than through
+``safetensors.numpy`` because NumPy has no bfloat16 (we widen BF16 to float32) and because we want our own
+error for truncated or malformed files. Writing goes through ``safetensors.numpy.save_file``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import save_file
+
+from minitransfer.backend import to_numpy
+from minitransfer.errors import CheckpointError
+
+__all__ = ["load_safetensors", "save_safetensors"]
+
+# safetensors dtype code -> NumPy dtype of its little-endian bytes (BF16 read as raw uint16, then widened).
+_DTYPES: dict[str, np.dtype] = {
+    code: np.dtype(name).newbyteorder("<")
+    for code, name in {
+        "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "uint16",
+        "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+        "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
+    }.items()
+}
+# A header longer than this is not a weights file (the library uses the same 100 MB cap).
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def _read_header(path: Path, f, file_size: int) -> tuple[dict, int]:
+    """The parsed JSON header and the byte position where tensor data starts."""
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise CheckpointError(f"{path} is truncated: {file_size} bytes, too short for a safetensors header")
+    (header_len,) = struct.unpack("<Q", prefix)
+    if header_len > min(_MAX_HEADER_BYTES, file_size - 8):
+        raise CheckpointError(
+            f"{path} is truncated or not a safetensors file: its header claims {header_len} bytes, the file has "
+            f"{file_size - 8} after the length prefix"
+        )
+    try:
+        header = json.loads(f.read(header_len))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not a safetensors file: its header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is not a safetensors file: its header is not a JSON object")
+    return header, 8 + header_len
+
+
+def _tensor_spec(path: Path, name: str, entry: object) -> tuple[str, tuple[int, ...], int, int]:
+    """(dtype code, shape, begin, end) of one header entry, validated."""
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("dtype"), str)
+        and isinstance(entry.get("shape"), list)
+        and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+        and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2
+        and all(isinstance(n, int) and n >= 0 for n in entry["data_offsets"])
+    )
+    if not ok:
+        raise CheckpointError(f"{path} is corrupt: header entry for tensor {name!r} is malformed: {entry!r}")
+    code, shape = entry["dtype"], tuple(entry["shape"])
+    begin, end = entry["data_offsets"]
+    if code not in _DTYPES:
+        raise CheckpointError(
+            f"{path}: tensor {name!r} has dtype {code}, which minitransfer cannot read; convert the checkpoint "
+            "to F32/F16/BF16 and save it again."
+        )
+    expected = math.prod(shape) * _DTYPES[code].itemsize
+    if end - begin != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: tensor {name!r} ({code}, shape {list(shape)}) needs {expected} bytes, its "
+            f"offsets [{begin}, {end}] span {end - begin}"
+        )
+    return code, shape, begin, end
+
+
+def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every tensor of a safetensors file.
+
+    Args:
+        path: a ``.safetensors`` file.
+
+    Returns:
+        ``{name: array}`` in header order, each a writable contiguous array with the stored shape. Stored dtypes
+        are kept, except BF16, which becomes float32 (exact: bf16 is the top half of a float32).
+
+    Raises:
+        CheckpointError: missing, truncated or malformed file, or a dtype NumPy cannot hold (F8_*).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"weights file {path} does not exist" if not path.exists() else f"weights file {path} is not a file"
+        )
+    file_size = path.stat().st_size
+    with open(path, "rb") as f:
+        header, data_start = _read_header(path, f, file_size)
+        specs = {name: _tensor_spec(path, name, entry) for name, entry in header.items() if name != "__metadata__"}
+        data_size = file_size - data_start
+        needed = max((end for _, _, _, end in specs.values()), default=0)
+        if needed > data_size:
+            raise CheckpointError(
+                f"{path} is truncated (header says {needed} bytes of tensor data, file has {data_size}); "
+                "download or save it again."
+            )
+        out = {}
+        for name, (code, shape, begin, end) in specs.items():
+            f.seek(data_start + begin)
+            buffer = bytearray(end - begin)  # bytearray: a writable array without a second copy
+            f.readinto(buffer)
+            array = np.frombuffer(buffer, dtype=_DTYPES[code]).reshape(shape)
+            if code == "BF16":
+                array = (array.astype(np.uint32) << 16).view(np.float32)
+            else:  # '<f4' -> plain float32: a free view on little-endian machines, a byte swap elsewhere
+                native = array.dtype.newbyteorder("=")
+                array = array.view(native) if array.dtype.isnative else array.astype(native)
+            out[name] = array
+    return out
+
+
+def _separate_arrays(state: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """Contiguous, native NumPy arrays that share no memory (each tied weight written as its own copy)."""
+    arrays = {}
+    for name, value in state.items():
+        if not isinstance(name, str):
+            raise CheckpointError(f"cannot save {path}: tensor name {name!r} is not a str")
+        array = np.ascontiguousarray(to_numpy(value))
+        if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:
+            raise CheckpointError(
+                f"cannot save {path}: tensor {name!r} has dtype {array.dtype}; safetensors stores bool, int, "
+                "uint and float arrays"
+            )
+        arrays[name] = array
+    # Sort by start address; a buffer that starts before the previous ones end overlaps them: copy it.
+    spans = sorted(
+        (a.__array_interface__["data"][0], a.nbytes, name) for name, a in arrays.items() if a.nbytes
+    )
+    reach = 0
+    for start, nbytes, name in spans:
+        if start < reach:
+            arrays[name] = arrays[name].copy()
+        reach = max(reach, start + nbytes)
+    return arrays
+
+
+def save_safetensors(
+    state: dict[str, np.ndarray], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``{name: array}`` to ``path`` as safetensors, readable by ``safetensors.torch`` and transformers.
+
+    Args:
+        state: arrays (NumPy or CuPy) of bool/int/uint/float dtype; any layout, shared memory allowed.
+        path: the file to write; replaced atomically (written to ``<path>.tmp``, then renamed).
+        metadata: extra str -> str header metadata; ``{"format": "pt"}`` is always included because
+            transformers refuses safetensors files without it.
+
+    Raises:
+        CheckpointError: a non-str name, an unsupported dtype, non-str metadata, or an unwritable path.
+    """
+    path = Path(path)
+    meta = {"format": "pt", **(metadata or {})}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise CheckpointError(f"cannot save {path}: metadata must map str to str, got {meta!r}")
+    arrays = _separate_arrays(state, path)
+    if not path.parent.is_dir():
+        raise CheckpointError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        save_file(arrays, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {e}") from None
