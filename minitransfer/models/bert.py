@@ -1,0 +1,179 @@
+"""BERT (Devlin et al. 2019): embeddings, a post-LayerNorm transformer encoder, and the pooler.
+
+Attribute names follow transformers' BertModel exactly, so `named_parameters()` yields the checkpoint's
+own names (`encoder.layer.0.attention.self.query.weight`).
+"""
+from __future__ import annotations
+
+from minitransfer import ops
+from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module
+from minitransfer.models.config import ModelConfig
+from minitransfer.models.inputs import check_inputs
+from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.pretrained import PreTrainedModel
+from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+
+ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
+
+
+class BertEmbeddings(Module):
+    """word + position + token-type embeddings, then LayerNorm and dropout. ids (B, S) -> (B, S, H)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        std = config.initializer_range
+        self.word_embeddings = Embedding(config.vocab_size, config.hidden_size, std, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, config.hidden_size, std)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, config.hidden_size, std)
+        self.LayerNorm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.dropout = Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids) -> Tensor:
+        xp = get_array_module(input_ids)
+        seq = input_ids.shape[1]
+        positions = xp.arange(seq)[None, :]
+        if token_type_ids is None:
+            token_type_ids = xp.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(Module):
+    """Multi-head self-attention projections around the one attention entry point (ops.attention)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        hidden, std = config.hidden_size, config.initializer_range
+        self.num_heads = config.num_attention_heads
+        self.query = Linear(hidden, hidden, init_std=std)
+        self.key = Linear(hidden, hidden, init_std=std)
+        self.value = Linear(hidden, hidden, init_std=std)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+        batch, seq, hidden = x.shape
+        heads, head_dim = self.num_heads, hidden // self.num_heads
+
+        def split(t: Tensor) -> Tensor:  # (B, S, H) -> (B, heads, S, head_dim)
+            return t.reshape(batch, seq, heads, head_dim).transpose(0, 2, 1, 3)
+
+        context = ops.attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
+                                key_padding_mask, self.dropout_p, self.training)
+        return context.transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
+
+
+class BertSelfOutput(Module):
+    """dense → dropout → LayerNorm(· + residual); BertOutput is the same with the FFN's input width."""
+
+    def __init__(self, config: ModelConfig, in_features: int | None = None):
+        super().__init__()
+        in_features = in_features or config.hidden_size
+        self.dense = Linear(in_features, config.hidden_size, init_std=config.initializer_range)
+        self.LayerNorm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.dropout = Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: Tensor, residual: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class BertAttention(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+        return self.output(self.self(x, key_padding_mask), x)
+
+
+class BertIntermediate(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.intermediate_size, init_std=config.initializer_range)
+        self.activation = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(self.dense(x))
+
+
+class BertOutput(BertSelfOutput):
+    def __init__(self, config: ModelConfig):
+        super().__init__(config, in_features=config.intermediate_size)
+
+
+class BertLayer(Module):
+    """Post-LN block: x = LN(x + attn(x)); x = LN(x + ffn(x)). (B, S, H) -> (B, S, H)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+        x = self.attention(x, key_padding_mask)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.layer = ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
+        states = [x]
+        for block in self.layer:
+            x = block(x, key_padding_mask)
+            states.append(x)
+        return x, (tuple(states) if output_hidden_states else None)
+
+
+class BertPooler(Module):
+    """tanh(dense(hidden state of [CLS])): (B, S, H) -> (B, H)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.hidden_size, init_std=config.initializer_range)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return ops.tanh(self.dense(hidden[:, 0]))
+
+
+class BertModel(PreTrainedModel):
+    """The BERT body. Call with input_ids (B, S)[, attention_mask (B, S), token_type_ids (B, S)].
+
+    Returns ModelOutput(last_hidden_state (B, S, H), pooler_output (B, H) if the pooler is kept).
+    """
+
+    model_type = "bert"
+    base_model_prefix = "bert"
+
+    def __init__(self, config: ModelConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        c = self.config
+        ids, mask, types = check_inputs(input_ids, attention_mask, token_type_ids, vocab_size=c.vocab_size,
+                                        max_positions=c.max_position_embeddings,
+                                        type_vocab_size=c.type_vocab_size, device=self.device)
+        hidden = self.embeddings(ids, types)
+        hidden, states = self.encoder(hidden, mask, output_hidden_states)
+        out = ModelOutput(last_hidden_state=hidden)
+        if self.pooler is not None:
+            out.pooler_output = self.pooler(hidden)
+        if states is not None:
+            out.hidden_states = states
+        return out
+
+    def embedding_layers(self) -> list[Module]:
+        return [self.embeddings]
+
+    def encoder_layers(self) -> list[Module]:
+        return list(self.encoder.layer)
+
+    def get_input_embeddings(self) -> Embedding:
+        return self.embeddings.word_embeddings

@@ -1,0 +1,132 @@
+"""DistilBERT (Sanh et al. 2019): BERT's encoder with half the layers, no token types and no pooler.
+
+Attribute names follow transformers' DistilBertModel (`transformer.layer.0.attention.q_lin.weight`,
+`sa_layer_norm`, `output_layer_norm`, `ffn.lin1`).
+"""
+from __future__ import annotations
+
+from minitransfer import ops
+from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module
+from minitransfer.models.config import ModelConfig
+from minitransfer.models.inputs import check_inputs
+from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.pretrained import PreTrainedModel
+from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+
+ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
+LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
+
+
+class Embeddings(Module):
+    """word + position embeddings, LayerNorm, dropout. ids (B, S) -> (B, S, dim)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        std = config.initializer_range
+        self.word_embeddings = Embedding(config.vocab_size, config.dim, std, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, config.dim, std)
+        self.LayerNorm = LayerNorm(config.dim, LAYER_NORM_EPS)
+        self.dropout = Dropout(config.dropout)
+
+    def forward(self, input_ids) -> Tensor:
+        positions = get_array_module(input_ids).arange(input_ids.shape[1])[None, :]
+        return self.dropout(self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(positions)))
+
+
+class MultiHeadSelfAttention(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        dim, std = config.dim, config.initializer_range
+        self.n_heads = config.n_heads
+        self.q_lin = Linear(dim, dim, init_std=std)
+        self.k_lin = Linear(dim, dim, init_std=std)
+        self.v_lin = Linear(dim, dim, init_std=std)
+        self.out_lin = Linear(dim, dim, init_std=std)
+        self.dropout_p = config.attention_dropout
+
+    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+        batch, seq, dim = x.shape
+        heads, head_dim = self.n_heads, dim // self.n_heads
+
+        def split(t: Tensor) -> Tensor:  # (B, S, dim) -> (B, heads, S, head_dim)
+            return t.reshape(batch, seq, heads, head_dim).transpose(0, 2, 1, 3)
+
+        context = ops.attention(split(self.q_lin(x)), split(self.k_lin(x)), split(self.v_lin(x)),
+                                key_padding_mask, self.dropout_p, self.training)
+        return self.out_lin(context.transpose(0, 2, 1, 3).reshape(batch, seq, dim))
+
+
+class FFN(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dropout = Dropout(config.dropout)
+        self.lin1 = Linear(config.dim, config.hidden_dim, init_std=config.initializer_range)
+        self.lin2 = Linear(config.hidden_dim, config.dim, init_std=config.initializer_range)
+        self.activation = ACTIVATIONS[config.activation]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.lin2(self.activation(self.lin1(x))))
+
+
+class TransformerBlock(Module):
+    """Post-LN block: x = LN(attn(x) + x); x = LN(ffn(x) + x). (B, S, dim) -> (B, S, dim)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.attention = MultiHeadSelfAttention(config)
+        self.sa_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
+        self.ffn = FFN(config)
+        self.output_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
+
+    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+        x = self.sa_layer_norm(self.attention(x, key_padding_mask) + x)
+        return self.output_layer_norm(self.ffn(x) + x)
+
+
+class Transformer(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.layer = ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+
+    def forward(self, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
+        states = [x]
+        for block in self.layer:
+            x = block(x, key_padding_mask)
+            states.append(x)
+        return x, (tuple(states) if output_hidden_states else None)
+
+
+class DistilBertModel(PreTrainedModel):
+    """The DistilBERT body. Call with input_ids (B, S)[, attention_mask (B, S)].
+
+    Returns ModelOutput(last_hidden_state (B, S, dim)).
+    """
+
+    model_type = "distilbert"
+    base_model_prefix = "distilbert"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.embeddings = Embeddings(config)
+        self.transformer = Transformer(config)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+        c = self.config
+        del token_type_ids  # our tokenizer returns them for every WordPiece vocab; DistilBERT has no token types
+        ids, mask, _ = check_inputs(input_ids, attention_mask, None, vocab_size=c.vocab_size,
+                                    max_positions=c.max_position_embeddings, type_vocab_size=None, device=self.device)
+        hidden, states = self.transformer(self.embeddings(ids), mask, output_hidden_states)
+        out = ModelOutput(last_hidden_state=hidden)
+        if states is not None:
+            out.hidden_states = states
+        return out
+
+    def embedding_layers(self) -> list[Module]:
+        return [self.embeddings]
+
+    def encoder_layers(self) -> list[Module]:
+        return list(self.transformer.layer)
+
+    def get_input_embeddings(self) -> Embedding:
+        return self.embeddings.word_embeddings

@@ -1,0 +1,77 @@
+"""The four layers a transformer encoder is made of: Linear, Embedding, LayerNorm, Dropout."""
+from __future__ import annotations
+
+import numpy as np
+
+from minitransfer import ops, random
+from minitransfer.autograd import Tensor
+from minitransfer.nn.module import Module, Parameter
+
+
+def normal_init(shape, std: float) -> np.ndarray:
+    """N(0, std^2) float32 weights, as transformers initializes BERT (initializer_range)."""
+    return (random.numpy_rng().standard_normal(shape) * std).astype(np.float32)
+
+
+class Linear(Module):
+    """y = x W^T + b; weight (out_features, in_features) as torch stores it. x: (..., in) -> (..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init_std: float = 0.02):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(normal_init((out_features, in_features), init_std))
+        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table (num_embeddings, embedding_dim); ids of any shape -> (*ids.shape, dim)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float = 0.02, padding_idx: int | None = None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        weight = normal_init((num_embeddings, embedding_dim), init_std)
+        if padding_idx is not None:
+            weight[padding_idx] = 0
+        self.weight = Parameter(weight)
+
+    def forward(self, ids) -> Tensor:
+        return ops.embedding(ids, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalization over the last axis with a learned scale and shift. x: (..., dim)."""
+
+    def __init__(self, dim: int, eps: float = 1e-12):
+        super().__init__()
+        self.eps = eps
+        self.weight = Parameter(np.ones(dim, np.float32))
+        self.bias = Parameter(np.zeros(dim, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class Dropout(Module):
+    """Inverted dropout while training; the identity in eval mode."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

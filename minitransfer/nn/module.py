@@ -1,0 +1,225 @@
+"""Module and Parameter: the containers models are built from.
+
+A Module finds its parameters and children by attribute, so names come out exactly as the attribute
+paths (`encoder.layer.0.attention.self.query.weight`), which is how Hugging Face names checkpoints.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+from minitransfer import backend
+from minitransfer.autograd import Tensor
+from minitransfer.errors import CheckpointError
+
+
+class Parameter(Tensor):
+    """A trainable Tensor (requires_grad=True unless frozen)."""
+
+    def __init__(self, data, requires_grad: bool = True):
+        super().__init__(data, requires_grad=requires_grad)
+
+
+class Module:
+    """Base class: holds Parameters, buffers and child Modules as attributes; `forward` does the work."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        for store in ("_parameters", "_modules", "_buffers"):
+            self.__dict__[store].pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        for store in ("_parameters", "_modules", "_buffers"):
+            d = self.__dict__.get(store)
+            if d is not None and name in d:
+                return d[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for store in ("_parameters", "_modules", "_buffers"):
+            if name in self.__dict__[store]:
+                del self.__dict__[store][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array) -> None:
+        """A non-trainable array saved in state_dict (e.g. position ids)."""
+        self._buffers[name] = array
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    # ---- traversal ----
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(name, parameter) pairs in definition order; a parameter shared by two modules appears once."""
+        seen: set[int] = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self) -> Iterator[tuple[str, object]]:
+        for mod_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    # ---- modes ----
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze (True) every parameter of this module."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+            if not requires_grad:
+                p.grad = None
+        return self
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ---- devices ----
+    def to(self, device: str) -> "Module":
+        """Move every parameter and buffer to 'cpu' or 'cuda', in place (shared parameters stay shared)."""
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            if p.grad is not None:
+                p.grad.data = backend.to_device(p.grad.data, device)
+        for m in self.modules():
+            for name, b in m._buffers.items():
+                m._buffers[name] = backend.to_device(b, device)
+        return self
+
+    @property
+    def device(self) -> str:
+        for p in self.parameters():
+            return p.device
+        return "cpu"
+
+    # ---- state ----
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """name -> array for every parameter (shared ones under each name that uses them) and buffer."""
+        state = OrderedDict()
+        for mod_name, module in self.named_modules():
+            for name, p in module._parameters.items():
+                state[f"{mod_name}.{name}" if mod_name else name] = p.data
+            for name, b in module._buffers.items():
+                state[f"{mod_name}.{name}" if mod_name else name] = b
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list[str], list[str]]:
+        """Copy arrays into parameters and buffers by name; returns (missing_keys, unexpected_keys).
+
+        strict=True raises CheckpointError naming every missing and unexpected key. A shape mismatch
+        always raises, naming the tensor and both shapes.
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                "state dict does not match the model:"
+                + (f"\n  missing keys: {', '.join(missing)}" if missing else "")
+                + (f"\n  unexpected keys: {', '.join(unexpected)}" if unexpected else "")
+            )
+        targets = self._state_targets()
+        for name, array in state.items():
+            if name not in targets:
+                continue
+            kind, owner, attr = targets[name]
+            current = own[name]
+            if tuple(array.shape) != tuple(current.shape):
+                raise CheckpointError(
+                    f"tensor {name!r} has shape {tuple(array.shape)} in the checkpoint but the model expects "
+                    f"{tuple(current.shape)}: the checkpoint was made for a different config"
+                )
+            xp = backend.get_array_module(current)
+            value = xp.asarray(array, dtype=current.dtype)
+            if kind == "param":
+                owner._parameters[attr].data = value.copy() if value is array else value
+            else:
+                owner._buffers[attr] = value
+        return missing, unexpected
+
+    def _state_targets(self) -> dict[str, tuple[str, "Module", str]]:
+        targets = {}
+        for mod_name, module in self.named_modules():
+            for name in module._parameters:
+                targets[f"{mod_name}.{name}" if mod_name else name] = ("param", module, name)
+            for name in module._buffers:
+                targets[f"{mod_name}.{name}" if mod_name else name] = ("buffer", module, name)
+        return targets
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            lines.append("  (" + name + "): " + repr(child).replace("\n", "\n  "))
+        return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class ModuleList(Module):
+    """A list of Modules named '0', '1', ... (as torch.nn.ModuleList), so names read `layer.3.…`."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> None:
+        self._modules[str(len(self._modules))] = module
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
