@@ -1,11 +1,32 @@
 """Models: configs, the BERT and DistilBERT bodies, their heads, and the Auto classes."""
-from minitransfer.models.auto import AutoConfig, AutoModel, AutoModelForMaskedLM
+from minitransfer.models.auto import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 from minitransfer.models.bert import BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import DistilBertModel
+from minitransfer.models.freezing import apply_freezing
 from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
 from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
+from minitransfer.models.task_heads import (
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    DistilBertForQuestionAnswering,
+    DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+)
 
-__all__ = ["AutoConfig", "AutoModel", "AutoModelForMaskedLM", "BertModel", "DistilBertModel", "BertForMaskedLM",
-           "DistilBertForMaskedLM", "ModelConfig", "ModelOutput", "PreTrainedModel"]
+__all__ = [
+    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification", "AutoModelForTokenClassification", "BertModel", "DistilBertModel",
+    "BertForMaskedLM", "DistilBertForMaskedLM", "BertForSequenceClassification", "DistilBertForSequenceClassification",
+    "BertForTokenClassification", "DistilBertForTokenClassification", "BertForQuestionAnswering",
+    "DistilBertForQuestionAnswering", "ModelConfig", "ModelOutput", "PreTrainedModel", "apply_freezing",
+]

@@ -10,6 +10,14 @@ from minitransfer.models.bert import BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import DistilBertModel
 from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
+from minitransfer.models.task_heads import (
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    DistilBertForQuestionAnswering,
+    DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+)
 
 
 class _AutoBase:
@@ -40,6 +48,18 @@ class AutoModel(_AutoBase):
 
 class AutoModelForMaskedLM(_AutoBase):
     registry = {"bert": BertForMaskedLM, "distilbert": DistilBertForMaskedLM}
+
+
+class AutoModelForSequenceClassification(_AutoBase):
+    registry = {"bert": BertForSequenceClassification, "distilbert": DistilBertForSequenceClassification}
+
+
+class AutoModelForTokenClassification(_AutoBase):
+    registry = {"bert": BertForTokenClassification, "distilbert": DistilBertForTokenClassification}
+
+
+class AutoModelForQuestionAnswering(_AutoBase):
+    registry = {"bert": BertForQuestionAnswering, "distilbert": DistilBertForQuestionAnswering}
 
 
 class AutoConfig:

@@ -83,7 +83,7 @@ class PreTrainedModel(Module):
         if missing:
             logger.warning("%s: newly initialized (not in %s): %s", type(self).__name__, source, ", ".join(missing))
         if dropped:
-            logger.warning("%s: checkpoint weights not used (pretraining head dropped): %s", type(self).__name__,
+            logger.warning("%s: checkpoint weights not used (dropped): %s", type(self).__name__,
                            ", ".join(dropped))
 
     def check_new_head(self, missing: list[str], source: str, allow_new_head) -> None:

@@ -35,13 +35,14 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float = 0.02, padding_idx: int | None = None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
         weight = normal_init((num_embeddings, embedding_dim), init_std)
         if padding_idx is not None:
             weight[padding_idx] = 0
         self.weight = Parameter(weight)
 
     def forward(self, ids) -> Tensor:
-        return ops.embedding(ids, self.weight)
+        return ops.embedding(ids, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

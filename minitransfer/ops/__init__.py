@@ -149,10 +149,13 @@ def dropout(x, p: float, training: bool) -> Tensor:
     return _nn.Dropout(p)(x)
 
 
-def embedding(ids, weight) -> Tensor:
-    """weight[ids]; ids: integer array (any shape), weight: (num, dim) -> (*ids.shape, dim)."""
+def embedding(ids, weight, padding_idx: int | None = None) -> Tensor:
+    """weight[ids]; ids: integer array (any shape), weight: (num, dim) -> (*ids.shape, dim).
+
+    padding_idx: a row that receives no gradient (torch.nn.Embedding's padding_idx).
+    """
     ids = ids.data if isinstance(ids, Tensor) else ids
-    return _nn.Embedding(ids)(weight)
+    return _nn.Embedding(ids, padding_idx)(weight)
 
 
 def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:

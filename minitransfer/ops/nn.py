@@ -105,10 +105,13 @@ class Dropout(Function):
 
 
 class Embedding(Function):
-    """Rows of a (num_embeddings, dim) weight gathered by integer ids of any shape -> (*ids.shape, dim)."""
+    """Rows of a (num_embeddings, dim) weight gathered by integer ids of any shape -> (*ids.shape, dim).
 
-    def __init__(self, ids):
-        self.ids = ids
+    The row `padding_idx` (if given) gets no gradient, as in torch.nn.Embedding: the pad vector stays fixed.
+    """
+
+    def __init__(self, ids, padding_idx: int | None = None):
+        self.ids, self.padding_idx = ids, padding_idx
 
     def forward(self, weight):
         self.num_rows = weight.shape[0]
@@ -127,6 +130,8 @@ class Embedding(Function):
             gw[sorted_ids[starts]] = xp.add.reduceat(flat_gy[order], starts, axis=0)
         else:
             xp.add.at(gw, flat_ids, flat_gy)
+        if self.padding_idx is not None:
+            gw[self.padding_idx] = 0
         return gw
 
 

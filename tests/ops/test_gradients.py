@@ -58,6 +58,7 @@ CASES = [
     ("gather_repeated", lambda a: a[np.array([0, 2, 0])], [r(3, 4)]),
     ("advanced_pair", lambda a: a[np.array([0, 1, 1]), np.array([2, 0, 2])], [r(2, 3)]),
     ("embedding", lambda w: ops.embedding(IDS, w), [r(5, 3)]),
+    ("embedding_padding_idx", lambda w: ops.embedding(IDS, w) * 1.0 + ops.embedding(IDS, w, padding_idx=4).sum() * 0.0, [r(5, 3)]),
     ("concat", lambda a, b: ops.concat([a, b], axis=1), [r(2, 3), r(2, 2)]),
     ("where", lambda a, b: ops.where(np.array([[True, False, True]]), a, b), [r(2, 3), r(2, 3)]),
     ("masked_fill", lambda a: ops.masked_fill(a, np.array([True, False, False, True]), -5.0), [r(3, 4)]),
