@@ -254,15 +254,16 @@ def test_shipped_data_path_unknown():
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="real data in /work/shared/data is not on this machine")
-@pytest.mark.parametrize("relpath, counts", [
-    ("sst2/train.tsv", {"0": 29780, "1": 37569}),
-    ("sst2/dev.tsv", {"0": 428, "1": 444}),
-    ("mrpc/msr_paraphrase_train.txt", {"0": 1323, "1": 2753}),
-    ("mrpc/train.tsv", {"0": 1191, "1": 2477}),
-    ("mrpc/dev.tsv", {"0": 132, "1": 276}),
-    ("sms_spam/train.tsv", {"ham": 3862, "spam": 598}),
+@pytest.mark.parametrize("relpath, format, counts", [
+    ("sst2/train.tsv", "glue", {"0": 29780, "1": 37569}),
+    ("sst2/dev.tsv", "glue", {"0": 428, "1": 444}),
+    ("mrpc/msr_paraphrase_train.txt", "msr", {"0": 1323, "1": 2753}),
+    ("mrpc/train.tsv", "glue", {"0": 1191, "1": 2477}),
+    ("mrpc/dev.tsv", "glue", {"0": 132, "1": 276}),
+    ("sms_spam/train.tsv", "sms", {"ham": 3862, "spam": 598}),
 ])
-def test_real_files_match_readme_counts(relpath, counts):
+def test_real_files_match_readme_counts(relpath, format, counts):
+    assert detect_format(SHARED / relpath) == format
     ds = read_classification_file(SHARED / relpath)
     assert ds.label_counts() == counts
     assert ds.has_pairs == relpath.startswith("mrpc")
