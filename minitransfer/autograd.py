@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import weakref
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -105,11 +105,11 @@ class Tensor:
     def item(self) -> float:
         return self.data.item()
 
-    def to(self, device: str) -> "Tensor":
+    def to(self, device: str) -> Tensor:
         """A copy on `device` ('cpu' or 'cuda'); gradients do not flow through the copy."""
         return Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor(self.data)
 
     def zero_grad(self) -> None:

@@ -39,13 +39,15 @@ class ModelConfig:
         merged = dict(DEFAULTS[model_type])
         merged.update(values)
         merged.pop("model_type", None)
+        if "id2label" in merged:  # JSON stores the ids as strings; transformers turns them back into ints
+            merged["id2label"] = {int(k): v for k, v in merged["id2label"].items()}
         if "num_labels" not in merged:
             merged["num_labels"] = len(merged["id2label"]) if "id2label" in merged else 2
         self.__dict__.update(merged)
         self.validate()
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         values = dict(values)
         model_type = values.pop("model_type", None)
         if model_type is None:
@@ -53,13 +55,13 @@ class ModelConfig:
         return cls(model_type, **values)
 
     @classmethod
-    def from_json_file(cls, path: str | Path) -> "ModelConfig":
+    def from_json_file(cls, path: str | Path) -> ModelConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read config {path}: {e}") from e
 
-    def update(self, overrides: dict) -> "ModelConfig":
+    def update(self, overrides: dict) -> ModelConfig:
         """A copy with `overrides` applied; an unknown key is an error (a typo would otherwise be ignored)."""
         known = set(DEFAULTS[self.model_type]) | GENERIC_KEYS | set(self.__dict__)
         unknown = sorted(set(overrides) - known)

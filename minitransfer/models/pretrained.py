@@ -37,7 +37,7 @@ class PreTrainedModel(Module):
 
     # ---- loading ----
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **config_overrides) -> "PreTrainedModel":
+    def from_pretrained(cls, name_or_path: str | Path, **config_overrides) -> PreTrainedModel:
         """Load a model directory (config.json + model.safetensors or pytorch_model.bin) or a cached alias
         such as "minilm". Keyword arguments override config keys (e.g. hidden_dropout_prob=0.0, num_labels=3).
         """
@@ -57,7 +57,7 @@ class PreTrainedModel(Module):
         return model
 
     @classmethod
-    def _build(cls, config: ModelConfig) -> "PreTrainedModel":
+    def _build(cls, config: ModelConfig) -> PreTrainedModel:
         return cls(config)
 
     def load_pretrained_state(self, state: dict, source: str = "checkpoint", allow_new_head=None) -> None:

@@ -20,6 +20,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Linear
 
+
 class TaskModel(PreTrainedModel):
     """A body under `base_model_prefix` plus a head built by `build_head`."""
 
@@ -44,7 +45,7 @@ class TaskModel(PreTrainedModel):
     def head_parameter_names(self) -> list[str]:
         return [n for n, _ in self.named_parameters() if not n.startswith(self.base_model_prefix + ".")]
 
-    def replace_head(self, **config_overrides) -> "TaskModel":
+    def replace_head(self, **config_overrides) -> TaskModel:
         """Swap in a freshly initialized head (e.g. replace_head(num_labels=3)); the body is kept."""
         self.config = self.config.update(config_overrides)
         for name in list(self._modules):
@@ -54,7 +55,7 @@ class TaskModel(PreTrainedModel):
         return self
 
     @classmethod
-    def from_body(cls, model: PreTrainedModel, **config_overrides) -> "TaskModel":
+    def from_body(cls, model: PreTrainedModel, **config_overrides) -> TaskModel:
         """A new task model with a copy of the body of `model` (a body or any head model) and a fresh head."""
         body = model if isinstance(model, (BertModel, DistilBertModel)) else getattr(model, model.base_model_prefix)
         config = body.config.update(config_overrides)

@@ -6,7 +6,7 @@ paths (`encoder.layer.0.attention.self.query.weight`), which is how Hugging Face
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -68,15 +68,15 @@ class Module:
         raise NotImplementedError
 
     # ---- traversal ----
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
@@ -99,15 +99,15 @@ class Module:
                 yield (f"{mod_name}.{name}" if mod_name else name), b
 
     # ---- modes ----
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze (True) every parameter of this module."""
         for p in self.parameters():
             p.requires_grad = requires_grad
@@ -123,7 +123,7 @@ class Module:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ---- devices ----
-    def to(self, device: str) -> "Module":
+    def to(self, device: str) -> Module:
         """Move every parameter and buffer to 'cpu' or 'cuda', in place (shared parameters stay shared)."""
         for p in self.parameters():
             p.data = backend.to_device(p.data, device)
@@ -141,7 +141,7 @@ class Module:
         return "cpu"
 
     # ---- state ----
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """name -> array for every parameter (shared ones under each name that uses them) and buffer."""
         state = OrderedDict()
         for mod_name, module in self.named_modules():
@@ -185,7 +185,7 @@ class Module:
                 owner._buffers[attr] = value
         return missing, unexpected
 
-    def _state_targets(self) -> dict[str, tuple[str, "Module", str]]:
+    def _state_targets(self) -> dict[str, tuple[str, Module, str]]:
         targets = {}
         for mod_name, module in self.named_modules():
             for name in module._parameters:

@@ -1,0 +1,6 @@
+"""`python -m minitransfer` runs the command line."""
+import sys
+
+from minitransfer.cli import main
+
+sys.exit(main())

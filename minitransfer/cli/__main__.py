@@ -1,0 +1,6 @@
+"""`python -m minitransfer.cli`."""
+import sys
+
+from minitransfer.cli import main
+
+sys.exit(main())

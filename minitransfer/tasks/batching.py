@@ -1,0 +1,76 @@
+"""Datasets of tokenized features and batching with dynamic padding.
+
+A dataset is anything with `__len__` and `__getitem__(i) -> dict[str, array | int]` (one example's
+unpadded features), or an `ArrayDataset` of equal-length arrays, which slices whole batches at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minitransfer.errors import InputError
+
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+LABEL_PAD = -100  # cross_entropy's ignore_index, for token-level labels
+
+
+class ArrayDataset:
+    """Features already padded to one length: dict of arrays whose first axis is the example."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise InputError(f"feature arrays differ in length: {lengths}")
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.arrays.items()}
+
+    def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        return trim_padding({k: v[indices] for k, v in self.arrays.items()})
+
+
+def trim_padding(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Cut columns that are padding in every row (dynamic padding for pre-padded arrays)."""
+    if "attention_mask" not in batch:
+        return batch
+    longest = int(batch["attention_mask"].sum(axis=1).max())
+    if longest == batch["attention_mask"].shape[1]:
+        return batch
+    return {k: (v[:, :longest] if k in SEQUENCE_KEYS or (k == "labels" and v.ndim == 2) else v) for k, v in batch.items()}
+
+
+def pad_collate(features: list[dict], pad_token_id: int = 0) -> dict[str, np.ndarray]:
+    """Pad a list of single-example features to the longest sequence in the batch.
+
+    input_ids pad with pad_token_id, attention_mask/token_type_ids with 0, token-level labels with -100;
+    scalar fields (labels, positions) are stacked. Returns int64 arrays (batch, seq).
+    """
+    if not features:
+        raise InputError("cannot make a batch of zero examples")
+    longest = max(len(f["input_ids"]) for f in features)
+    batch = {}
+    for key in features[0]:
+        values = [f[key] for f in features]
+        if key in SEQUENCE_KEYS or (key == "labels" and np.ndim(values[0]) == 1):
+            fill = pad_token_id if key == "input_ids" else (LABEL_PAD if key == "labels" else 0)
+            out = np.full((len(values), longest), fill, dtype=np.int64)
+            for row, v in zip(out, values):
+                row[: len(v)] = v
+            batch[key] = out
+        else:
+            batch[key] = np.asarray(values)
+    return batch
+
+
+def make_batches(dataset, indices: np.ndarray, collate) -> dict[str, np.ndarray]:
+    if hasattr(dataset, "batch"):
+        return dataset.batch(indices)
+    return collate([dataset[int(i)] for i in indices])
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled example order of one epoch: a pure function of (seed, epoch), so resuming can replay it."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)

@@ -1,0 +1,114 @@
+"""The Trainer on a tiny random BERT: learning happens, resume continues the same curve, outputs are complete."""
+import json
+
+import numpy as np
+import pytest
+
+from minitransfer.errors import InputError
+from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
+from minitransfer.random import manual_seed
+from minitransfer.tasks.batching import ArrayDataset, pad_collate
+from minitransfer.training import Trainer, TrainingArguments
+
+TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+            max_position_embeddings=32)
+
+
+def toy_dataset(n=192, seed=0):
+    """Label 1 iff the first token is 7."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(10, 50, (n, 12))
+    lengths = rng.integers(4, 12, n)
+    labels = rng.integers(0, 2, n)
+    ids[labels == 1, 0] = 7  # at the pooled position: learnable by a tiny model in a few dozen steps
+    mask = (np.arange(12)[None] < lengths[:, None]).astype(np.int64)
+    ids = ids * mask
+    return ArrayDataset({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
+                         "labels": labels})
+
+
+def accuracy(outputs, labels):
+    return {"accuracy": float((outputs["logits"].argmax(-1) == labels).mean())}
+
+
+def make_trainer(tmp_path, dropout=0.1, **overrides):
+    manual_seed(0)
+    model = BertForSequenceClassification(ModelConfig("bert", num_labels=2, hidden_dropout_prob=dropout,
+                                                      attention_probs_dropout_prob=dropout, **TINY))
+    args = TrainingArguments(str(tmp_path), num_train_epochs=5, per_device_train_batch_size=16, learning_rate=3e-3,
+                             logging_steps=1, progress_bar=False, seed=3, **overrides)
+    return Trainer(model, args, toy_dataset(), toy_dataset(64, seed=1), compute_metrics=accuracy)
+
+
+def losses(path):
+    return [r["loss"] for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_training_learns_and_writes_the_hugging_face_layout(tmp_path):
+    trainer = make_trainer(tmp_path)
+    result = trainer.train()
+    curve = losses(tmp_path)
+    assert len(curve) == 60 and np.mean(curve[-4:]) < np.mean(curve[:4])
+    assert result["best_accuracy"] > 0.8
+    for name in ("config.json", "model.safetensors", "training_args.json", "metrics.jsonl",
+                 "last-checkpoint/optimizer.npz", "last-checkpoint/trainer_state.json"):
+        assert (tmp_path / name).exists(), name
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert reloaded.loading_info["missing_keys"] == []
+
+
+class InterruptedTrainer(Trainer):
+    """Stops with Ctrl-C after step 17 (mid-epoch: 12 steps per epoch), as a user would."""
+
+    def log(self, record):
+        super().log(record)
+        if record.get("step") == 17 and "loss" in record:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_on_the_same_loss_curve(tmp_path):
+    straight = make_trainer(tmp_path / "a", max_steps=30)
+    straight.train()
+    first = make_trainer(tmp_path / "b", max_steps=30)
+    first.__class__ = InterruptedTrainer
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    assert len(losses(tmp_path / "b")) == 17
+    resumed = make_trainer(tmp_path / "b", max_steps=30)
+    resumed.train(resume=True)
+    np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
+    big = make_trainer(tmp_path / "big", dropout=0.0, max_steps=3, eval_every_epoch=False)
+    big.train()
+    small = make_trainer(tmp_path / "small", dropout=0.0, max_steps=3, eval_every_epoch=False,
+                         gradient_accumulation_steps=2)
+    small.args.per_device_train_batch_size = 8  # 2 x 8 = the same 16 examples per step, in the same order
+    small.train()
+    a, b = big.model.state_dict(), small.model.state_dict()
+    assert max(np.abs(a[k] - b[k]).max() for k in a) < 1e-5
+
+
+def test_frozen_parameters_stay_fixed_and_get_no_gradient(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=3)
+    trainer.model.bert.embeddings.requires_grad_(False)
+    before = trainer.model.bert.embeddings.word_embeddings.weight.numpy().copy()
+    trainer.train()
+    np.testing.assert_array_equal(trainer.model.bert.embeddings.word_embeddings.weight.numpy(), before)
+    assert trainer.model.bert.embeddings.word_embeddings.weight.grad is None
+
+
+def test_empty_training_set_is_a_clear_error(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.train_dataset = ArrayDataset({"input_ids": np.zeros((0, 4), np.int64)})
+    with pytest.raises(InputError, match="training set is empty"):
+        trainer.train()
+
+
+def test_pad_collate_pads_dynamically():
+    batch = pad_collate([{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1], "labels": 1},
+                         {"input_ids": [4], "attention_mask": [1], "labels": 0}], pad_token_id=0)
+    np.testing.assert_array_equal(batch["input_ids"], [[1, 2, 3], [4, 0, 0]])
+    np.testing.assert_array_equal(batch["attention_mask"], [[1, 1, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(batch["labels"], [1, 0])
