@@ -140,7 +140,8 @@ def test_windows_cover_the_context_with_stride_overlap(sample_examples, tokenize
     multi = 0
     for index, ex in enumerate(sample_examples):
         whole = tokenizer(ex.context, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][0]
-        windows = [ev.offset_mapping[w][ev.offset_mapping[w, :, 0] >= 0] for w in np.nonzero(ev.example_index == index)[0]]
+        rows = np.nonzero(ev.example_index == index)[0]
+        windows = [ev.offset_mapping[w][ev.offset_mapping[w, :, 0] >= 0] for w in rows]
         np.testing.assert_array_equal(windows[0][0], whole[0])
         np.testing.assert_array_equal(windows[-1][-1], whole[-1])
         for previous, current in itertools.pairwise(windows):
