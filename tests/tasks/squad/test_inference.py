@@ -81,3 +81,28 @@ def test_answer_bad_input(tokenizer, model):
 
     with pytest.raises(InputError, match="start_logits have shape"):
         answer("Who hid it?", CONTEXT, wrong_shape, tokenizer)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_real_qa_model_and_batch_cut(tokenizer, sample_examples, model_type):
+    """A tiny random QA model: cutting padding off a batch leaves the logits of real tokens unchanged."""
+    from minitransfer.autograd import no_grad
+    from minitransfer.models import BertForQuestionAnswering, DistilBertForQuestionAnswering, ModelConfig
+
+    if model_type == "bert":
+        config = ModelConfig("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=128)
+        qa = BertForQuestionAnswering(config)
+    else:
+        config = ModelConfig("distilbert", dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=128)
+        qa = DistilBertForQuestionAnswering(config)
+    qa.eval()
+    feats = prepare_eval_features(sample_examples[:6], tokenizer, max_length=128, doc_stride=32)
+    start, end = run_model(qa, feats, batch_size=4)
+    with no_grad():
+        full = qa(**feats.model_inputs())
+    mask = feats.attention_mask.astype(bool)
+    np.testing.assert_allclose(start[mask], full.start_logits.data[mask], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(end[mask], full.end_logits.data[mask], rtol=1e-4, atol=1e-5)
+    result = answer(QUESTION, CONTEXT, qa, tokenizer, max_length=128, doc_stride=32)
+    assert CONTEXT[result["start"]:result["end"]] == result["answer"] != ""
