@@ -1,0 +1,78 @@
+"""The command line end to end on a tiny random BERT and real sentences: train, eval, predict, compare."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from minitransfer.cli import main
+from minitransfer.models import BertForSequenceClassification, ModelConfig
+
+TRAIN = [("a charming and often affecting journey", 1), ("unflinchingly bleak and desperate", 0),
+         ("the best film of the year", 1), ("a flat , lifeless rehash", 0)] * 6
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, minilm_path):
+    """A tiny random BERT with MiniLM's vocabulary, saved as a pretrained checkpoint with its tokenizer."""
+    path = tmp_path_factory.mktemp("tiny")
+    config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                         max_position_embeddings=64)
+    BertForSequenceClassification(config).body.save_pretrained(path)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_path / name, path / name)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data")
+    for split in ("train", "dev"):
+        rows = ["sentence\tlabel"] + [f"{t}\t{y}" for t, y in TRAIN]
+        (path / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_train_predict_eval(tiny_model, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "classification", "--model", str(tiny_model), "--train", str(data / "train.tsv"),
+                 "--eval", str(data / "dev.tsv"), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+                 "--no-progress", "--freeze-layers", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert '"accuracy"' in printed and "tensors frozen" in printed
+    assert (out / "model.safetensors").exists() and (out / "metrics.jsonl").exists()
+    assert main(["predict", str(out), "a charming journey", "bleak"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in {"0", "1"}
+    assert main(["eval", str(out), "--data", str(data / "dev.tsv")]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 1.0
+
+
+def test_compare_prints_one_row_per_recipe(tiny_model, data, tmp_path, capsys):
+    code = main(["compare", "--model", str(tiny_model), "--train", str(data / "train.tsv"), "--eval",
+                 str(data / "dev.tsv"), "--out", str(tmp_path), "--max-steps", "2", "--batch-size", "8",
+                 "--no-progress", "--recipes", "full,scratch,head-only"])
+    assert code == 0
+    table = capsys.readouterr().out.split("recipe")[-1]
+    for name in ("full", "scratch", "head-only"):
+        assert f"\n{name} " in table
+    assert set(json.loads((tmp_path / "compare.json").read_text())) == {"full", "scratch", "head-only"}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["predict", "/no/such/dir", "text"], "no model directory at /no/such/dir"),
+    (["train", "classification", "--train", "/no/such.tsv", "--out", "x"], "no/such.tsv"),
+    (["compare", "--train", "x", "--out", "y", "--recipes", "half"], "unknown recipe 'half'"),
+])
+def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_console_entry_point_runs(tiny_model):
+    result = subprocess.run([sys.executable, "-m", "minitransfer", "predict", str(tiny_model / "missing"), "x"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
