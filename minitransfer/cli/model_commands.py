@@ -15,6 +15,7 @@ def register(commands, train_tasks) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("text", help='e.g. "The movie was [MASK]."')
     p.set_defaults(func=fill_mask)
+    register_convert(commands)
 
 
 def fetch(args: argparse.Namespace) -> None:
@@ -35,3 +36,35 @@ def fill_mask(args: argparse.Namespace) -> None:
         print(f"{'token':<16} {'score':>8}  sequence")
         for p in predictions:
             print(f"{p['token_str']:<16} {p['score']:>8.4f}  {p['sequence']}")
+
+
+def register_convert(commands) -> None:
+    p = commands.add_parser("convert", help="convert a checkpoint to another architecture")
+    p.add_argument("conversion", choices=["bert-to-distilbert"])
+    p.add_argument("src", help="BERT model directory or cached alias")
+    p.add_argument("dst", help="output directory (DistilBERT layout, loadable by transformers)")
+    p.add_argument("--layers", help="teacher layers to keep, e.g. 0,2,4 (default: every other layer)")
+    p.set_defaults(func=convert)
+
+
+def convert(args: argparse.Namespace) -> None:
+    from minitransfer import AutoTokenizer
+    from minitransfer.errors import InputError
+    from minitransfer.io.checkpoint import load_config
+    from minitransfer.io.hub import resolve_model_path
+    from minitransfer.models import BertForMaskedLM, BertModel
+    from minitransfer.models.convert import bert_to_distilbert
+
+    src = resolve_model_path(args.src)
+    config = load_config(src)
+    if config.get("model_type") != "bert":
+        raise InputError(f"{src} holds a {config.get('model_type')!r} checkpoint; bert-to-distilbert needs a BERT one")
+    has_head = "BertForMaskedLM" in config.get("architectures", []) or "BertForPreTraining" in config.get(
+        "architectures", [])
+    teacher = BertForMaskedLM.from_pretrained(src) if has_head else BertModel.from_pretrained(src)
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    student = bert_to_distilbert(teacher, layers)
+    student.save_pretrained(args.dst)
+    AutoTokenizer.from_pretrained(src).save_pretrained(args.dst)
+    print(f"{args.dst}: DistilBERT with {student.config.n_layers} layers "
+          f"({student.num_parameters():,} parameters, from {teacher.num_parameters():,})")
