@@ -23,6 +23,7 @@ setup(
         "minitransfer.optim",
         "minitransfer.training",
         "minitransfer.tasks",
+        "minitransfer.tasks.squad",
         "minitransfer.kernels",
     ],
     package_dir={"minitransfer.kernels": "kernels"},
