@@ -112,3 +112,11 @@ def test_pad_collate_pads_dynamically():
     np.testing.assert_array_equal(batch["input_ids"], [[1, 2, 3], [4, 0, 0]])
     np.testing.assert_array_equal(batch["attention_mask"], [[1, 1, 1], [1, 0, 0]])
     np.testing.assert_array_equal(batch["labels"], [1, 0])
+
+
+def test_plot_writes_a_png_of_the_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    trainer = make_trainer(tmp_path, max_steps=4, plot=True)
+    trainer.train()
+    png = (tmp_path / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

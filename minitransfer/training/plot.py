@@ -1,0 +1,43 @@
+"""A PNG of a run's curves from its metrics.jsonl: training loss by step, eval metrics by step.
+
+matplotlib is an optional extra (`pip install 'minitransfer[plot]'`), imported only here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from minitransfer.errors import InputError
+
+
+def plot_metrics(metrics_file: str | Path, png_file: str | Path) -> Path:
+    """Draw loss (left) and every numeric eval metric (right) from metrics.jsonl into `png_file`."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")  # files only, no display needed
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        raise InputError("--plot needs matplotlib: pip install 'minitransfer[plot]'") from e
+    records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
+    train = [r for r in records if "loss" in r and not r.get("eval")]
+    evals = [r for r in records if r.get("eval")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss")
+    if any("eval_loss" in r for r in evals):
+        left.plot([r["step"] for r in evals], [r.get("eval_loss") for r in evals], "o-", label="eval loss")
+    left.set_xlabel("step")
+    left.set_title("loss")
+    left.legend()
+    keys = sorted({k for r in evals for k, v in r.items() if isinstance(v, (int, float)) and k not in
+                   ("step", "epoch", "eval_loss", "eval")})
+    for key in keys:
+        right.plot([r["step"] for r in evals], [r.get(key) for r in evals], "o-", label=key)
+    right.set_xlabel("step")
+    right.set_title("eval metrics")
+    if keys:
+        right.legend()
+    fig.tight_layout()
+    fig.savefig(png_file, dpi=100)
+    plt.close(fig)
+    return Path(png_file)
