@@ -4,14 +4,26 @@
 composition below (`ReferenceAttention`) is always available and is what the fused kernels are tested
 against. Shapes: q, k, v (batch, heads, seq, head_dim); key_padding_mask (batch, seq) with 1 for real
 tokens and 0 for padding; output (batch, heads, seq, head_dim).
+
+On NumPy float32/float64 arrays, when numba is installed, the fused CPU kernel runs
+(`FusedAttention`, kernels/attention_cpu.py): it never builds the (seq x seq) probabilities for
+backward. Switches:
+    MINITRANSFER_ATTENTION=reference   always use ReferenceAttention (to compare, or to rule the kernel out)
+    NUMBA_DISABLE_JIT=1                run the kernel as plain Python, to step into it with a debugger
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
+
+import numpy as np
 
 from minitransfer import random
 from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
+from minitransfer.errors import ConfigError
+from minitransfer.ops.fused_attention import FusedAttention
 
 
 class ReferenceAttention(Function):
@@ -26,10 +38,13 @@ class ReferenceAttention(Function):
         self.scale = 1.0 / math.sqrt(q.shape[-1])
         scores = q @ xp.swapaxes(k, -1, -2)
         scores *= q.dtype.type(self.scale)
+        self.no_real_key = None
         if self.key_padding_mask is not None:
             # Padded keys get the dtype's lowest value, so their probability is exactly 0 (as transformers).
             masked = (self.key_padding_mask == 0)[:, None, None, :]
             scores = xp.where(masked, xp.finfo(q.dtype).min, scores)
+            # A row with no real key gets constant scores (uniform probabilities): no gradient to q or k.
+            self.no_real_key = ~xp.asarray(self.key_padding_mask != 0).any(axis=-1)
         scores -= scores.max(axis=-1, keepdims=True)
         xp.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
@@ -54,6 +69,8 @@ class ReferenceAttention(Function):
             gp *= drop
         gs = probs * (gp - (gp * probs).sum(axis=-1, keepdims=True))
         gs *= gs.dtype.type(self.scale)
+        if self.no_real_key is not None:
+            gs[self.no_real_key] = 0
         gq = gs @ self.k if self.needs_input_grad[0] else None
         gk = xp.swapaxes(gs, -1, -2) @ self.q if self.needs_input_grad[1] else None
         return gq, gk, gv
@@ -69,8 +86,24 @@ def attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask=None, dropout_p:
 
 
 def _select_implementation(q: Tensor, dropout_p: float):
-    """The fused kernel where one is registered for this array module, else the reference.
+    """FusedAttention for NumPy float32/float64 when numba is installed, else ReferenceAttention."""
+    choice = os.environ.get("MINITRANSFER_ATTENTION", "auto").strip().lower()
+    if choice not in ("auto", "", "reference"):
+        raise ConfigError(f"MINITRANSFER_ATTENTION={choice!r} is not understood: set it to 'reference' to use the "
+                          "plain NumPy attention, or unset it to let minitransfer pick the fused kernel")
+    if choice == "reference" or not isinstance(q.data, np.ndarray) or q.dtype not in (np.float32, np.float64):
+        return ReferenceAttention
+    if not _numba_installed():
+        return ReferenceAttention
+    return FusedAttention
 
-    No fused kernel is registered yet; this is the seam the kernels plug into.
-    """
-    return ReferenceAttention
+
+_numba_found: bool | None = None
+
+
+def _numba_installed() -> bool:
+    """Whether numba can be imported, found without importing it (that costs a second)."""
+    global _numba_found
+    if _numba_found is None:
+        _numba_found = importlib.util.find_spec("numba") is not None
+    return _numba_found

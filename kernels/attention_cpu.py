@@ -1,0 +1,612 @@
+"""Fused scaled dot-product attention on the CPU (numba): forward and backward, dropout inside.
+
+FlashAttention's plan on a CPU core: one (batch, head) per task (`prange`), queries in blocks of rows;
+each block's scores against all real keys stay in cache, softmax and dropout are applied in place, and
+only the output and the per-row logsumexp are kept. Backward recomputes the probabilities from q, k and
+the logsumexp, regenerates the dropout mask from a counter-based hash (never stored), and uses
+D_i = rowsum(dO * O) (FlashAttention-2). Padded keys are left out of every product: their probability
+is exactly 0, as with a -inf score.
+
+numba has no BLAS without scipy, and its auto-vectorizer keeps matmul accumulators in memory, so the
+inner products are a 4-row x 2-vector register-tiled microkernel written with a tiny SIMD vocabulary
+(`vload`, `vfma`, ...) over LLVM vectors of 32 bytes (AVX2: 8 float32 or 4 float64). All buffers are
+zero-padded to whole tiles, so the microkernel has no edge cases.
+
+Dropout: keep(b, h, i, j) = hash32(j, row_key(seed, b, h, i)) >= p * 2^32, with row_key the SplitMix64
+output for the row; kernels/attention_reference.py rebuilds the same mask in NumPy.
+
+Debugging: NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (the SIMD words become NumPy on small
+arrays), so a debugger can step into them; use small shapes, it is slow.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+VECTOR_BYTES = 32  # one AVX2 register; LLVM splits it on narrower targets, so results stay right
+TILE_ROWS = 4  # microkernel rows: 4 rows x 2 vectors = 8 accumulators, half the AVX2 register file
+BLOCK_ROWS = 64  # query rows per block; measured best among 16/32/64/128 at seq 384 (see benchmarks)
+_JIT = {"parallel": False, "fastmath": False, "cache": True, "nogil": True}
+
+
+# ---------------------------------------------------------------------------------------------------
+# SIMD vocabulary. A "vector" is VECTOR_BYTES of the array's float dtype. Under NUMBA_DISABLE_JIT the
+# same words are NumPy functions on small arrays.
+# ---------------------------------------------------------------------------------------------------
+def lanes_of(dtype) -> int:
+    """Elements per vector for a float dtype (8 for float32, 4 for float64)."""
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+class _Vec(types.Type):
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.count = VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"vec({dtype}x{self.count})")
+
+
+@register_model(_Vec)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = ir.FloatType() if fe_type.dtype == types.float32 else ir.DoubleType()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.count))
+
+
+def _element_ptr(context, builder, arrty, arr, index):
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.gep(data, [index])  # no wraparound or bounds check: callers index in range
+
+
+def _splat(builder, scalar, vty):
+    one = builder.insert_element(ir.Constant(vty, None), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, None), ir.Constant(ir.VectorType(ir.IntType(32), vty.count),
+                                                                         [0] * vty.count))
+
+
+def _vector_call(builder, name, vty, args):
+    width = 32 if isinstance(vty.element, ir.FloatType) else 64
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * len(args)),
+                                        f"llvm.{name}.v{vty.count}f{width}")
+    return builder.call(fn, args)
+
+
+def _float_const(vty, value):
+    return ir.Constant(vty, [value] * vty.count)
+
+
+def _exp_float32(builder, x):
+    """exp on <n x float>: Cephes expf (Cody-Waite reduction, degree-5 polynomial), ~1 ulp; 0 below -87."""
+    vty = x.type
+
+    def c(value):
+        return _float_const(vty, value)
+
+    clamped = builder.select(builder.fcmp_ordered("<", x, c(-87.0)), c(-87.0), x)
+    clamped = builder.select(builder.fcmp_ordered(">", clamped, c(88.0)), c(88.0), clamped)
+    n = _vector_call(builder, "rint", vty, [builder.fmul(clamped, c(1.4426950408889634))])
+    r = builder.fsub(clamped, builder.fmul(n, c(0.693359375)))
+    r = builder.fsub(r, builder.fmul(n, c(-2.12194440e-4)))
+    poly = c(1.9875691500e-4)
+    for coeff in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        poly = builder.fadd(builder.fmul(poly, r), c(coeff))
+    y = builder.fadd(builder.fadd(builder.fmul(builder.fmul(poly, r), r), r), c(1.0))
+    ity = ir.VectorType(ir.IntType(32), vty.count)
+    exponent = builder.add(builder.fptosi(n, ity), ir.Constant(ity, [127] * vty.count))
+    y = builder.fmul(y, builder.bitcast(builder.shl(exponent, ir.Constant(ity, [23] * vty.count)), vty))
+    y = builder.select(builder.fcmp_ordered("<", x, c(-87.0)), c(0.0), y)
+    return builder.select(builder.fcmp_unordered("uno", x, x), x, y)  # NaN in, NaN out
+
+
+def _mix32(builder, x, ity):
+    """lowbias32 (Chris Wellons): a bijective 32-bit mixer, on <n x i32>."""
+
+    def k(value):
+        return ir.Constant(ity, [value] * ity.count)
+
+    x = builder.xor(x, builder.lshr(x, k(16)))
+    x = builder.mul(x, k(0x7FEB352D))
+    x = builder.xor(x, builder.lshr(x, k(15)))
+    x = builder.mul(x, k(0x846CA68B))
+    return builder.xor(x, builder.lshr(x, k(16)))
+
+
+@intrinsic
+def _vload(typingctx, arr, index):
+    vt = _Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.load(builder.bitcast(ptr, context.get_value_type(vt).as_pointer()), align=4)
+
+    return vt(arr, index), codegen
+
+
+@intrinsic
+def _vstore(typingctx, arr, index, vec):
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], builder.bitcast(ptr, args[2].type.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.void(arr, index, vec), codegen
+
+
+@intrinsic
+def _vsplat_load(typingctx, arr, index):
+    vt = _Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_ptr(context, builder, sig.args[0], args[0], args[1])
+        return _splat(builder, builder.load(ptr), context.get_value_type(vt))
+
+    return vt(arr, index), codegen
+
+
+@intrinsic
+def _vsplat(typingctx, arr, value):
+    vt = _Vec(arr.dtype)
+
+    def codegen(context, builder, sig, args):
+        scalar = context.cast(builder, args[1], sig.args[1], arr.dtype)
+        return _splat(builder, scalar, context.get_value_type(vt))
+
+    return vt(arr, value), codegen
+
+
+def _binary(op):
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return op(builder, *args)
+
+        return a(a, b), codegen
+
+    return intrinsic(typer)
+
+
+@intrinsic
+def _vfma(typingctx, a, b, c):
+    def codegen(context, builder, sig, args):
+        return _vector_call(builder, "fmuladd", args[0].type, list(args))
+
+    return c(a, b, c), codegen
+
+
+@intrinsic
+def _vexp(typingctx, a):
+    def codegen(context, builder, sig, args):
+        if a.dtype == types.float32:
+            return _exp_float32(builder, args[0])
+        return _vector_call(builder, "exp", args[0].type, [args[0]])  # float64: libm, exact as the reference
+
+    return a(a), codegen
+
+
+def _reduce(op):
+    def typer(typingctx, a):
+        def codegen(context, builder, sig, args):
+            acc = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
+            for lane in range(1, a.count):
+                acc = op(builder, acc, builder.extract_element(args[0], ir.Constant(ir.IntType(32), lane)))
+            return acc
+
+        return a.dtype(a), codegen
+
+    return intrinsic(typer)
+
+
+@intrinsic
+def _vdropout(typingctx, like, columns, index, key_lo, key_hi, threshold, keep_scale):
+    """keep_scale where hash32(column, row key) >= threshold else 0, for the vector of columns at index."""
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        ity = ir.VectorType(ir.IntType(32), vty.count)
+        ptr = _element_ptr(context, builder, sig.args[1], args[1], args[2])
+        cols = builder.load(builder.bitcast(ptr, ity.as_pointer()), align=4)
+
+        def i32(value):  # a 32-bit splat of an integer argument
+            return _splat(builder, builder.trunc(value, ir.IntType(32)), ity)
+
+        x = builder.add(builder.mul(cols, ir.Constant(ity, [0x9E3779B9] * ity.count)), i32(args[3]))
+        x = _mix32(builder, builder.xor(_mix32(builder, x, ity), i32(args[4])), ity)
+        keep = builder.icmp_unsigned(">=", x, i32(args[5]))
+        scale = context.cast(builder, args[6], sig.args[6], like.dtype)
+        return builder.select(keep, _splat(builder, scale, vty), ir.Constant(vty, None))
+
+    return like(like, columns, index, key_lo, key_hi, threshold, keep_scale), codegen
+
+
+_vadd = _binary(lambda b, x, y: b.fadd(x, y))
+_vsub = _binary(lambda b, x, y: b.fsub(x, y))
+_vmul = _binary(lambda b, x, y: b.fmul(x, y))
+_vmax = _binary(lambda b, x, y: b.select(b.fcmp_ordered(">", x, y), x, y))
+_vhsum = _reduce(lambda b, x, y: b.fadd(x, y))
+_vhmax = _reduce(lambda b, x, y: b.select(b.fcmp_ordered(">", x, y), x, y))
+
+
+def _python_vocabulary():
+    """The SIMD words as NumPy on arrays of one vector, for NUMBA_DISABLE_JIT=1 (stepping through)."""
+    from .attention_reference import hash32
+
+    def splat(arr, value):
+        return np.full(lanes_of(arr.dtype), value, dtype=arr.dtype)
+
+    def vstore(arr, index, vec):
+        arr[index:index + len(vec)] = vec
+
+    def vexp(a):
+        with np.errstate(under="ignore", invalid="ignore"):
+            return np.exp(a)
+
+    def vdropout(like, columns, index, key_lo, key_hi, threshold, keep_scale):
+        cols = columns[index:index + len(like)].astype(np.uint32)
+        return np.where(hash32(cols, np.uint32(key_lo), np.uint32(key_hi)) >= np.uint32(threshold),
+                        like.dtype.type(keep_scale), like.dtype.type(0))
+
+    def hsum(a):
+        return sum(a[1:], a[0])
+
+    return {"vload": lambda arr, index: arr[index:index + lanes_of(arr.dtype)].copy(), "vstore": vstore,
+            "vsplat_load": lambda arr, index: splat(arr, arr[index]), "vsplat": splat,
+            "vfma": lambda a, b, c: a * b + c, "vexp": vexp, "vadd": np.add, "vsub": np.subtract,
+            "vmul": np.multiply, "vmax": lambda a, b: np.where(a > b, a, b), "vhsum": hsum,
+            "vhmax": lambda a: a.max(), "vdropout": vdropout}
+
+
+if numba.config.DISABLE_JIT:
+    globals().update(_python_vocabulary())
+else:
+    vload, vstore, vsplat_load, vsplat, vfma, vexp = _vload, _vstore, _vsplat_load, _vsplat, _vfma, _vexp
+    vadd, vsub, vmul, vmax, vhsum, vhmax, vdropout = _vadd, _vsub, _vmul, _vmax, _vhsum, _vhmax, _vdropout
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building blocks over flat, zero-padded, C-ordered buffers.
+# ---------------------------------------------------------------------------------------------------
+@numba.njit(**_JIT)
+def _round_up(x, multiple):
+    return (x + multiple - 1) // multiple * multiple
+
+
+@numba.njit(**_JIT)
+def _gemm(a, a_row, a_k, b, ldb, c, ldc, m, n, depth, accumulate):
+    """c[:m, :n] (+)= A @ b[:depth, :n], where A[i, k] = a[i * a_row + k * a_k] (so A may be a transpose).
+
+    Flat arrays; m a multiple of 4, n of two vectors. Each 4 x 2-vector tile of c lives in registers while
+    the depth loop streams a row of b and broadcasts four elements of A.
+    """
+    w = VECTOR_BYTES // c.itemsize
+    for j in range(0, n, 2 * w):
+        for i in range(0, m, TILE_ROWS):
+            r0 = i * ldc + j
+            r1 = r0 + ldc
+            r2 = r1 + ldc
+            r3 = r2 + ldc
+            if accumulate:
+                c00, c01, c10, c11 = vload(c, r0), vload(c, r0 + w), vload(c, r1), vload(c, r1 + w)
+                c20, c21, c30, c31 = vload(c, r2), vload(c, r2 + w), vload(c, r3), vload(c, r3 + w)
+            else:
+                c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = vsplat(c, 0.0)
+            p0 = i * a_row
+            p1 = p0 + a_row
+            p2 = p1 + a_row
+            p3 = p2 + a_row
+            for kk in range(depth):
+                bk = kk * ldb + j
+                b0 = vload(b, bk)
+                b1 = vload(b, bk + w)
+                ak = kk * a_k
+                x = vsplat_load(a, p0 + ak)
+                c00 = vfma(x, b0, c00)
+                c01 = vfma(x, b1, c01)
+                x = vsplat_load(a, p1 + ak)
+                c10 = vfma(x, b0, c10)
+                c11 = vfma(x, b1, c11)
+                x = vsplat_load(a, p2 + ak)
+                c20 = vfma(x, b0, c20)
+                c21 = vfma(x, b1, c21)
+                x = vsplat_load(a, p3 + ak)
+                c30 = vfma(x, b0, c30)
+                c31 = vfma(x, b1, c31)
+            vstore(c, r0, c00)
+            vstore(c, r0 + w, c01)
+            vstore(c, r1, c10)
+            vstore(c, r1 + w, c11)
+            vstore(c, r2, c20)
+            vstore(c, r2 + w, c21)
+            vstore(c, r3, c30)
+            vstore(c, r3 + w, c31)
+
+
+@numba.njit(**_JIT)
+def _softmax_row(s, off, n, width, scale):
+    """Row s[off:off + width] of raw scores -> exp(scale * s - max) / sum over its first n columns (the rest
+    get 0). Returns the row's logsumexp of scale * s."""
+    w = VECTOR_BYTES // s.itemsize
+    for j in range(n, width):
+        s[off + j] = -np.inf
+    top = vsplat(s, -np.inf)
+    for j in range(0, width, w):
+        top = vmax(top, vload(s, off + j))
+    shift = vhmax(top) * scale
+    scales, shifts, total = vsplat(s, scale), vsplat(s, shift), vsplat(s, 0.0)
+    for j in range(0, width, w):
+        e = vexp(vsub(vmul(vload(s, off + j), scales), shifts))
+        vstore(s, off + j, e)
+        total = vadd(total, e)
+    norm = vhsum(total)
+    inv = vsplat(s, 1.0 / norm)
+    for j in range(0, width, w):
+        vstore(s, off + j, vmul(vload(s, off + j), inv))
+    return shift + math.log(norm)
+
+
+@numba.njit(**_JIT)
+def _probabilities_row(s, off, n, width, scale, lse):
+    """Row of raw scores -> exp(scale * s - lse) over the first n columns, 0 beyond (backward's recompute)."""
+    w = VECTOR_BYTES // s.itemsize
+    for j in range(n, width):
+        s[off + j] = -np.inf
+    scales, shifts = vsplat(s, scale), vsplat(s, lse)
+    for j in range(0, width, w):
+        vstore(s, off + j, vexp(vsub(vmul(vload(s, off + j), scales), shifts)))
+
+
+@numba.njit(**_JIT)
+def _dropout_row(p, dst, off, width, columns, key_lo, key_hi, threshold, keep_scale):
+    """dst row = p row * (keep_scale where the hash keeps the column, else 0)."""
+    w = VECTOR_BYTES // p.itemsize
+    for j in range(0, width, w):
+        keep = vdropout(vsplat(p, 0.0), columns, j, key_lo, key_hi, threshold, keep_scale)
+        vstore(dst, off + j, vmul(vload(p, off + j), keep))
+
+
+@numba.njit(**_JIT)
+def _gather_keys(x, b, h, keys, n, rows, transpose):
+    """x[b, h, keys[:n], :] as a zero-padded (dims, rows) transpose or (rows, dims) copy."""
+    dims = x.shape[3]
+    tile = 2 * (VECTOR_BYTES // x.itemsize)
+    padded = _round_up(dims, tile)
+    out = np.zeros((padded, rows) if transpose else (rows, padded), dtype=x.dtype)
+    for jj in range(n):
+        src = keys[jj]
+        for d in range(dims):
+            if transpose:
+                out[d, jj] = x[b, h, src, d]
+            else:
+                out[jj, d] = x[b, h, src, d]
+    return out
+
+
+@numba.njit(**_JIT)
+def _load_rows(x, b, h, start, count, zero, dst):
+    """dst[:count, :dims] = x[b, h, start:start + count] (zeros if `zero`), and zero dst's other rows."""
+    dst[:] = 0
+    if not zero:
+        for r in range(count):
+            for d in range(x.shape[3]):
+                dst[r, d] = x[b, h, start + r, d]
+
+
+# ---------------------------------------------------------------------------------------------------
+# One (batch, head) at a time; the parallel drivers below give each task its own buffers.
+# ---------------------------------------------------------------------------------------------------
+@numba.njit(**_JIT)
+def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, threshold, keep_scale, dropout,
+                  block_rows, out, lse):
+    seq, dims = q.shape[2], q.shape[3]
+    width = _round_up(n, 2 * (VECTOR_BYTES // q.itemsize))
+    kt = _gather_keys(k, b, h, keys, n, width, True)  # (dims_p, width): scores stream its rows
+    vc = _gather_keys(v, b, h, keys, n, width, False)  # (width, dims_p)
+    dims_p = vc.shape[1]
+    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
+    sb = np.empty((block_rows, width), dtype=q.dtype)
+    ob = np.empty((block_rows, dims_p), dtype=q.dtype)
+    qf, kf, vf, sf, of = qb.ravel(), kt.ravel(), vc.ravel(), sb.ravel(), ob.ravel()
+    for start in range(0, seq, block_rows):
+        rows = min(block_rows, seq - start)
+        tiled = _round_up(rows, TILE_ROWS)
+        _load_rows(q, b, h, start, rows, zero_q, qb)
+        _gemm(qf, dims_p, 1, kf, width, sf, width, tiled, width, dims_p, False)
+        for r in range(rows):
+            i = start + r
+            lse[b, h, i] = _softmax_row(sf, r * width, n, width, scale)
+            if dropout:
+                _dropout_row(sf, sf, r * width, width, keys, key_lo[b, h, i], key_hi[b, h, i], threshold,
+                             keep_scale)
+        sb[rows:tiled] = 0
+        _gemm(sf, width, 1, vf, dims_p, of, dims_p, tiled, dims_p, width, False)
+        for r in range(rows):
+            for d in range(dims):
+                out[b, h, start + r, d] = ob[r, d]
+
+
+@numba.njit(**_JIT)
+def _backward_head(q, k, v, out, dout, lse, b, h, keys, n, zero_q, scale, key_lo, key_hi, threshold, keep_scale,
+                   dropout, block_rows, dq, dk, dv):
+    seq, dims = q.shape[2], q.shape[3]
+    width = _round_up(n, 2 * (VECTOR_BYTES // q.itemsize))
+    kt = _gather_keys(k, b, h, keys, n, width, True)
+    kc = _gather_keys(k, b, h, keys, n, width, False)
+    vt = _gather_keys(v, b, h, keys, n, width, True)
+    dims_p = kc.shape[1]
+    dkc = np.zeros((width, dims_p), dtype=q.dtype)
+    dvc = np.zeros((width, dims_p), dtype=q.dtype)
+    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
+    dob = np.empty((block_rows, dims_p), dtype=q.dtype)
+    dqb = np.empty((block_rows, dims_p), dtype=q.dtype)
+    pb = np.empty((block_rows, width), dtype=q.dtype)
+    pdb = np.empty((block_rows, width), dtype=q.dtype) if dropout else pb
+    dsb = np.empty((block_rows, width), dtype=q.dtype)
+    delta = np.empty(block_rows, dtype=np.float64)
+    qf, dof, dqf, pf, pdf, dsf = qb.ravel(), dob.ravel(), dqb.ravel(), pb.ravel(), pdb.ravel(), dsb.ravel()
+    ktf, kcf, vtf, dkf, dvf = kt.ravel(), kc.ravel(), vt.ravel(), dkc.ravel(), dvc.ravel()
+    for start in range(0, seq, block_rows):
+        rows = min(block_rows, seq - start)
+        tiled = _round_up(rows, TILE_ROWS)
+        _load_rows(q, b, h, start, rows, zero_q, qb)
+        _load_rows(dout, b, h, start, rows, False, dob)
+        for r in range(rows):  # D_i = rowsum(dO * O), FlashAttention-2's shortcut for sum_j P_ij dP_ij
+            acc = 0.0
+            for d in range(dims):
+                acc += dout[b, h, start + r, d] * out[b, h, start + r, d]
+            delta[r] = acc
+        _gemm(qf, dims_p, 1, ktf, width, pf, width, tiled, width, dims_p, False)
+        for r in range(rows):
+            i = start + r
+            _probabilities_row(pf, r * width, n, width, scale, lse[b, h, i])
+            if dropout:
+                _dropout_row(pf, pdf, r * width, width, keys, key_lo[b, h, i], key_hi[b, h, i], threshold,
+                             keep_scale)
+        pb[rows:tiled] = 0
+        pdb[rows:tiled] = 0
+        # dV += P_drop^T dO
+        _gemm(pdf, 1, width, dof, dims_p, dvf, dims_p, width, dims_p, tiled, True)
+        # dP_drop = dO V^T; dS = (P_drop * dP_drop - P * D_i) * scale  (= P * (dP - D_i) * scale)
+        _gemm(dof, dims_p, 1, vtf, width, dsf, width, tiled, width, dims_p, False)
+        w = VECTOR_BYTES // q.itemsize
+        scales = vsplat(dsf, scale)
+        for r in range(tiled):
+            off = r * width
+            deltas = vsplat(dsf, delta[r] if r < rows else 0.0)
+            for j in range(0, width, w):
+                g = vsub(vmul(vload(pdf, off + j), vload(dsf, off + j)), vmul(vload(pf, off + j), deltas))
+                vstore(dsf, off + j, vmul(g, scales))
+        # dQ = dS K; dK += dS^T Q
+        _gemm(dsf, width, 1, kcf, dims_p, dqf, dims_p, tiled, dims_p, width, False)
+        for r in range(rows):
+            for d in range(dims):
+                dq[b, h, start + r, d] = 0.0 if zero_q else dqb[r, d]
+        _gemm(dsf, 1, width, qf, dims_p, dkf, dims_p, width, dims_p, tiled, True)
+    for jj in range(n):
+        for d in range(dims):
+            dk[b, h, keys[jj], d] = dkc[jj, d]
+            dv[b, h, keys[jj], d] = dvc[jj, d]
+
+
+@numba.njit(parallel=True, fastmath=False, cache=True)
+def _forward(q, k, v, keys, counts, zero_q, scale, key_lo, key_hi, threshold, keep_scale, dropout, block_rows,
+             out, lse):
+    heads = q.shape[1]
+    for task in prange(q.shape[0] * heads):
+        b, h = task // heads, task % heads
+        _forward_head(q, k, v, b, h, keys[b], counts[b], zero_q[b] != 0, scale, key_lo, key_hi, threshold,
+                      keep_scale, dropout, block_rows, out, lse)
+
+
+@numba.njit(parallel=True, fastmath=False, cache=True)
+def _backward(q, k, v, out, dout, lse, keys, counts, zero_q, scale, key_lo, key_hi, threshold, keep_scale, dropout,
+              block_rows, dq, dk, dv):
+    heads = q.shape[1]
+    for task in prange(q.shape[0] * heads):
+        b, h = task // heads, task % heads
+        _backward_head(q, k, v, out, dout, lse, b, h, keys[b], counts[b], zero_q[b] != 0, scale, key_lo, key_hi,
+                       threshold, keep_scale, dropout, block_rows, dq, dk, dv)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Python entry points (NumPy arrays in, NumPy arrays out).
+# ---------------------------------------------------------------------------------------------------
+def _key_layout(key_padding_mask, batch: int, seq: int, tile: int):
+    """Per batch row: the real key positions (int32, padded to whole tiles), their count, and whether the row
+    has no real key at all (then, as the reference, every key gets the same probability)."""
+    width = -(-seq // tile) * tile
+    keys = np.zeros((batch, width), dtype=np.int32)
+    counts = np.full(batch, seq, dtype=np.int32)
+    no_keys = np.zeros(batch, dtype=np.uint8)
+    if key_padding_mask is None:
+        keys[:, :seq] = np.arange(seq, dtype=np.int32)
+        return keys, counts, no_keys
+    real = np.asarray(key_padding_mask) != 0
+    for b in range(batch):
+        where = np.flatnonzero(real[b]) if real[b].any() else np.arange(seq)
+        keys[b, :len(where)] = where
+        counts[b] = len(where)
+        no_keys[b] = not real[b].any()
+    return keys, counts, no_keys
+
+
+def _dropout_keys(seed: int, shape, dropout_p: float):
+    from .attention_reference import keep_threshold, row_keys
+
+    if dropout_p <= 0:
+        empty = np.zeros((1, 1, 1), dtype=np.int64)
+        return empty, empty, 0, 1.0
+    keys = row_keys(seed, *shape)
+    lo = (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    hi = (keys >> np.uint64(32)).astype(np.int64)
+    return lo, hi, keep_threshold(dropout_p), 1.0 / (1.0 - dropout_p)
+
+
+def _signature(kind: str, dtype):
+    """The one signature per dtype: float inputs of any strides, read-only allowed; outputs C-ordered."""
+    t = numba.from_dtype(np.dtype(dtype))
+    given = [types.Array(t, 4, "A", readonly=True)] * (3 if kind == "forward" else 5)
+    if kind == "backward":
+        given.append(types.Array(t, 3, "A", readonly=True))  # lse
+    layout = [types.int32[:, ::1], types.int32[::1], types.uint8[::1], types.float64, types.int64[:, :, ::1],
+              types.int64[:, :, ::1], types.int64, types.float64, types.boolean, types.int64]
+    made = [t[:, :, :, ::1], t[:, :, ::1]] if kind == "forward" else [t[:, :, :, ::1]] * 3
+    return types.void(*given, *layout, *made)
+
+
+_ready: set = set()
+
+
+def _compiled(kernel, kind: str, dtype):
+    """The kernel, compiled (or loaded from the cache) once per dtype for arrays of any strides, so contiguous
+    and transposed inputs share one machine-code version instead of compiling one per memory layout."""
+    if not numba.config.DISABLE_JIT and (kind, dtype) not in _ready:
+        kernel.disable_compile(False)
+        kernel.compile(_signature(kind, dtype))
+        kernel.disable_compile(True)
+        _ready.add((kind, dtype))
+    return kernel
+
+
+def _block_rows(seq: int) -> int:
+    return min(BLOCK_ROWS, -(-seq // TILE_ROWS) * TILE_ROWS)
+
+
+def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_padding_mask=None, dropout_p: float = 0.0,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(q k^T / sqrt(d), padded keys left out) (dropout) v, and the per-row logsumexp.
+
+    q, k, v: (batch, heads, seq, head_dim), float32 or float64 (any strides); key_padding_mask: (batch, seq),
+    nonzero for real tokens, or None; seed: picks the dropout mask. Returns out (batch, heads, seq, head_dim)
+    and lse (batch, heads, seq) of the scaled scores, which is all backward needs.
+    """
+    batch, heads, seq, dims = q.shape
+    keys, counts, no_keys = _key_layout(key_padding_mask, batch, seq, 2 * lanes_of(q.dtype))
+    lo, hi, threshold, keep_scale = _dropout_keys(seed, (batch, heads, seq), dropout_p)
+    out = np.empty(q.shape, dtype=q.dtype)
+    lse = np.empty((batch, heads, seq), dtype=q.dtype)
+    forward = _compiled(_forward, "forward", q.dtype)
+    forward(q, k, v, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale, dropout_p > 0,
+            _block_rows(seq), out, lse)
+    return out, lse
+
+
+def attention_backward(dout: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray,
+                       lse: np.ndarray, key_padding_mask=None, dropout_p: float = 0.0,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dq, dk, dv) of the forward above, given dout = dL/d out and forward's out and lse.
+
+    Same mask, dropout_p and seed as the forward call; padded keys get zero dk and dv.
+    """
+    batch, heads, seq, dims = q.shape
+    keys, counts, no_keys = _key_layout(key_padding_mask, batch, seq, 2 * lanes_of(q.dtype))
+    lo, hi, threshold, keep_scale = _dropout_keys(seed, (batch, heads, seq), dropout_p)
+    dq = np.empty(q.shape, dtype=q.dtype)
+    dk = np.zeros(q.shape, dtype=q.dtype)
+    dv = np.zeros(q.shape, dtype=q.dtype)
+    backward = _compiled(_backward, "backward", q.dtype)
+    backward(q, k, v, out, dout, lse, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale,
+             dropout_p > 0, _block_rows(seq), dq, dk, dv)
+    return dq, dk, dv
