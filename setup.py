@@ -3,7 +3,7 @@
 The top-level `kernels/` folder ships inside the package as `minitransfer.kernels`, so the library
 finds its attention and fused kernels wherever it is installed.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0"]
 
@@ -14,18 +14,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "minitransfer",
-        "minitransfer.ops",
-        "minitransfer.nn",
-        "minitransfer.models",
-        "minitransfer.io",
-        "minitransfer.optim",
-        "minitransfer.training",
-        "minitransfer.tasks",
-        "minitransfer.tasks.squad",
-        "minitransfer.kernels",
-    ],
+    packages=find_packages(include=["minitransfer", "minitransfer.*"]) + ["minitransfer.kernels"],
     package_dir={"minitransfer.kernels": "kernels"},
     package_data={"minitransfer": ["data/*", "data/*/*"]},
     install_requires=["numpy>=1.24", "tokenizers>=0.15", "numba>=0.59", "safetensors>=0.4", "tqdm>=4.60"],
