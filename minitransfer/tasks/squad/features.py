@@ -108,6 +108,8 @@ def prepare_eval_features(
 
 def _cached(kind: str, examples, tokenizer, max_length: int, doc_stride: int, cache_dir) -> SquadFeatures:
     _check_lengths(max_length, doc_stride)
+    if len(examples) == 0:
+        raise InputError("no SQuAD examples to prepare; pass a non-empty list (read_squad gives one)")
     if cache_dir is None:
         return _build(kind, examples, tokenizer, max_length, doc_stride)
     from minitransfer.tasks.squad import cache  # cache imports this module
@@ -176,7 +178,7 @@ def _build(kind: str, examples: Sequence[SquadExample], tokenizer, max_length: i
     contexts = _tokenize(tokenizer, list(context_ids)) if usable else []
     question_tokens = _tokenize(tokenizer, questions) if usable else []
 
-    plans = []  # (example index, question tokens, context tokens, window starts, room)
+    plans = []  # (example index, question ids, context ids, context offsets, window starts, room)
     longest_question = 0
     for index, (q_ids, _) in zip(usable, question_tokens):
         c_ids, c_offsets = contexts[context_ids[examples[index].context]]

@@ -194,6 +194,8 @@ def test_nothing_usable_is_an_error(tokenizer):
         prepare_eval_features(long_only, tokenizer, max_length=64, doc_stride=16)
     # With room for it, the same question is fine.
     assert len(prepare_eval_features(long_only, tokenizer, max_length=384, doc_stride=16)) == 1
+    with pytest.raises(InputError, match="no SQuAD examples"):
+        prepare_train_features([], tokenizer)
 
 
 @pytest.mark.parametrize("kwargs", [{"max_length": 3}, {"doc_stride": -1}, {"max_length": 128.0}])
