@@ -10,11 +10,15 @@ from minitransfer.models import (
     AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     BertForMaskedLM,
     BertModel,
     DistilBertForMaskedLM,
     DistilBertModel,
     ModelConfig,
+    apply_freezing,
 )
 from minitransfer.random import manual_seed
 from minitransfer.tokenization import AutoTokenizer
@@ -23,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "manual_seed",
-    "AutoTokenizer", "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "BertModel", "DistilBertModel",
+    "AutoTokenizer", "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "apply_freezing", "BertModel", "DistilBertModel",
     "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
 ]

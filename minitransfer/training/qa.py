@@ -1,0 +1,107 @@
+"""Span question answering recipes: fine-tune on SQuAD-format data, predict a file, answer a question."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from minitransfer import random as mt_random
+from minitransfer.errors import InputError
+from minitransfer.models import AutoModelForQuestionAnswering
+from minitransfer.tasks.batching import ArrayDataset
+from minitransfer.tasks.squad import (
+    article_split,
+    evaluate,
+    postprocess_predictions,
+    prepare_eval_features,
+    prepare_train_features,
+    read_squad,
+    run_model,
+)
+from minitransfer.tokenization import AutoTokenizer
+from minitransfer.training.arguments import TrainingArguments
+from minitransfer.training.trainer import Trainer
+
+QA_ARGS_FILE = "qa_args.json"  # the window settings a run used, so prediction reuses them
+
+
+def read_squad_files(paths: str | list[str], max_examples: int | None = None) -> list:
+    """Examples of one or more SQuAD JSON files (comma-separated), the first `max_examples` of them."""
+    paths = paths.split(",") if isinstance(paths, str) else paths
+    examples = [ex for path in paths for ex in read_squad(path.strip())]
+    return examples[:max_examples] if max_examples else examples
+
+
+def train_qa(model: str, train_file: str, eval_file: str | None, args: TrainingArguments, max_length: int = 384,
+             doc_stride: int = 128, max_train_examples: int | None = None, max_eval_examples: int | None = None,
+             dev_fraction: float = 0.1, split_by: str = "title", cache_dir: str | None = None,
+             resume: bool = False) -> dict:
+    """Fine-tune `model` for span QA; evaluates EM/F1 on `eval_file`, or on an article-level split of the
+    training data when no eval file is given. Returns the final metrics."""
+    examples = read_squad_files(train_file)
+    if eval_file:
+        train_examples, dev_examples = examples, read_squad_files(eval_file)
+    else:
+        train_examples, dev_examples = article_split(examples, dev_fraction, seed=args.seed, by=split_by)
+        print(f"no --eval: {len(dev_examples)} questions of whole {split_by}s held out for validation")
+    train_examples = train_examples[:max_train_examples] if max_train_examples else train_examples
+    dev_examples = dev_examples[:max_eval_examples] if max_eval_examples else dev_examples
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    train_features = prepare_train_features(train_examples, tokenizer, max_length, doc_stride, cache_dir)
+    dev_features = prepare_eval_features(dev_examples, tokenizer, max_length, doc_stride, cache_dir)
+    print(f"{len(train_examples)} training questions → {len(train_features)} windows; "
+          f"{len(dev_examples)} validation questions → {len(dev_features)} windows")
+    mt_random.manual_seed(args.seed)
+    qa_model = AutoModelForQuestionAnswering.from_pretrained(model)
+    dataset = ArrayDataset({**train_features.model_inputs(), "start_positions": train_features.start_positions,
+                            "end_positions": train_features.end_positions})
+
+    def evaluate_fn(trainer: Trainer) -> dict:
+        was_training = trainer.model.training
+        start, end = run_model(trainer.model.eval(), dev_features, args.per_device_eval_batch_size)
+        trainer.model.train(was_training)
+        return evaluate(dev_examples, postprocess_predictions(dev_examples, dev_features, start, end))
+
+    args.metric_for_best_model = "f1"
+    trainer = Trainer(qa_model, args, dataset, tokenizer=tokenizer, evaluate_fn=evaluate_fn)
+    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(args.output_dir) / QA_ARGS_FILE).write_text(json.dumps({"max_length": max_length, "doc_stride": doc_stride}))
+    return trainer.train(resume=resume)
+
+
+def window_settings(model_dir: str, max_length: int | None, doc_stride: int | None) -> tuple[int, int]:
+    """The run's max_length/doc_stride unless overridden (defaults 384/128 for models trained elsewhere)."""
+    saved = Path(model_dir) / QA_ARGS_FILE
+    settings = json.loads(saved.read_text()) if saved.exists() else {"max_length": 384, "doc_stride": 128}
+    return max_length or settings["max_length"], doc_stride or settings["doc_stride"]
+
+
+def predict_squad(model_dir: str, data_file: str, max_length: int | None = None, doc_stride: int | None = None,
+                  batch_size: int = 32) -> dict[str, str]:
+    """{question id: answer text} for every question of a SQuAD-format file (the official predictions format)."""
+    max_length, doc_stride = window_settings(model_dir, max_length, doc_stride)
+    examples = read_squad_files(data_file)
+    if not examples:
+        raise InputError(f"{data_file} holds no questions")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+    features = prepare_eval_features(examples, tokenizer, max_length, doc_stride)
+    start, end = run_model(model, features, batch_size)
+    return postprocess_predictions(examples, features, start, end)
+
+
+class QuestionAnswerer:
+    """A fine-tuned QA directory ready to answer: `QuestionAnswerer(dir).answer(question, context)`.
+
+    Contexts longer than one window are split with the run's doc stride; the best span over all windows wins.
+    """
+
+    def __init__(self, model_dir: str, max_length: int | None = None, doc_stride: int | None = None):
+        self.max_length, self.doc_stride = window_settings(model_dir, max_length, doc_stride)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+
+    def answer(self, question: str, context: str) -> dict:
+        """{"answer", "score", "probability", "start", "end"} with context[start:end] == answer."""
+        from minitransfer.tasks.squad import answer  # noqa: PLC0415
+
+        return answer(question, context, self.model, self.tokenizer, self.max_length, self.doc_stride)
