@@ -134,9 +134,7 @@ class Trainer:
             raise
         bar.close()
         final = {"train_runtime_s": round(time.perf_counter() - started, 2), "global_step": self.global_step}
-        if self.eval_dataset is None and self.evaluate_fn is None:
-            self.save_model(self.output_dir)
-        elif not a.save_best:
+        if self.best_metric is None or not a.save_best:  # nothing evaluated, or keep the final model
             self.save_model(self.output_dir)
         evals = [h for h in self._read_log() if h.get("eval")]
         if evals:
