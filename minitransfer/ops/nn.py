@@ -4,6 +4,7 @@ from __future__ import annotations
 from minitransfer import random
 from minitransfer.autograd import Function
 from minitransfer.backend import get_array_module
+from minitransfer.kernels import dropout_cpu, gelu_cpu, layer_norm_cpu
 from minitransfer.kernels import gelu as gelu_kernels
 
 
@@ -17,14 +18,16 @@ class ReLU(Function):
 
 
 class GELU(Function):
-    """BERT's exact GELU, x * Phi(x) with the erf form (kernels/gelu.py)."""
+    """BERT's exact GELU, x * Phi(x) with the erf form (kernels/gelu_cpu.py for float32 NumPy arrays, which
+    is vectorized; kernels/gelu.py otherwise)."""
 
     def forward(self, x):
         self.x = x
-        return gelu_kernels.gelu_forward(x)
+        self.kernels = gelu_cpu if gelu_cpu.supports(x) else gelu_kernels
+        return self.kernels.gelu_forward(x)
 
     def backward(self, gy):
-        return gelu_kernels.gelu_backward(self.x, gy)
+        return self.kernels.gelu_backward(self.x, gy)
 
 
 class Softmax(Function):
@@ -66,6 +69,10 @@ class LayerNorm(Function):
         self.eps = eps
 
     def forward(self, x, weight, bias):
+        if layer_norm_cpu.supports(x):  # fused numba kernel: one pass each way, keeps only mean and rstd
+            self.x, self.weight = x, weight
+            y, self.mean, self.rstd = layer_norm_cpu.layer_norm_forward(x, weight, bias, self.eps)
+            return y
         xp = get_array_module(x)
         mean = x.mean(axis=-1, keepdims=True)
         centered = x - mean
@@ -76,6 +83,9 @@ class LayerNorm(Function):
         return self.xhat * weight + bias
 
     def backward(self, gy):
+        if hasattr(self, "mean"):
+            gx, gw, gb = layer_norm_cpu.layer_norm_backward(self.x, gy, self.weight, self.mean, self.rstd)
+            return tuple(g if need else None for g, need in zip((gx, gw, gb), self.needs_input_grad))
         xhat, rstd = self.xhat, self.rstd
         gw = gb = gx = None
         if self.needs_input_grad[1]:
@@ -96,11 +106,16 @@ class Dropout(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if dropout_cpu.supports(x):  # counter-based mask: one pass, nothing stored but the seed
+            self.seed = int(random.rng(xp).integers(0, 2**63 - 1))
+            return dropout_cpu.dropout_apply(x, self.seed, self.p)
         keep = random.rng(xp).random(x.shape, dtype=x.dtype if x.dtype.kind == "f" else None) >= self.p
         self.mask = keep * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self.mask
 
     def backward(self, gy):
+        if hasattr(self, "seed"):
+            return dropout_cpu.dropout_apply(gy, self.seed, self.p)
         return gy * self.mask
 
 
