@@ -16,6 +16,7 @@ from minitransfer.errors import MiniTransferError
 COMMAND_MODULES = [
     "minitransfer.cli.model_commands",
     "minitransfer.cli.classification_commands",
+    "minitransfer.cli.adaptation_commands",
     "minitransfer.cli.qa_commands",
 ]
 

