@@ -34,7 +34,8 @@ def register_train_mlm(train_tasks) -> None:
                    help="held-out text file (default: the last --holdout fraction of --text)")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="fraction of --text lines, taken from its end, held out for perplexity (default 0.1; 0: none)")
-    p.add_argument("--max-train-examples", type=int, help="train on only the first N lines (after the hold-out)")
+    p.add_argument("--max-train-examples", type=int,
+                   help="train on a seeded random N of the lines left after the hold-out (kept in file order)")
     p.add_argument("--max-eval-examples", type=int, help="use only the first N held-out lines")
     p.add_argument("--windows-per-text", type=int, default=1,
                    help="windows of --max-length tokens kept per document: 1 truncates (default), 0 keeps all")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from minitransfer import random as mt_random
 from minitransfer.models import AutoModelForMaskedLM, apply_freezing
 from minitransfer.tasks.mlm import (
@@ -41,17 +43,22 @@ def load_mlm_model(model: str, head_only: bool = False):
 
 
 def held_out_lines(text_file: str, eval_text_file: str | None, holdout: float,
-                   max_train_examples: int | None = None, max_eval_examples: int | None = None):
+                   max_train_examples: int | None = None, max_eval_examples: int | None = None, seed: int = 0):
     """(train lines, held-out lines): the eval file, or else the last `holdout` fraction of the text file.
 
     The split is made on the whole file first, so limiting the training lines never moves the held-out part.
+    max_train_examples keeps a seeded random subset of the training lines, in file order (a corpus sorted
+    by label, like the movie reviews, would otherwise give a one-sided subset); max_eval_examples the first N.
     """
     lines = read_text_lines(text_file)
     if eval_text_file:
         train, held = lines, read_text_lines(eval_text_file)
     else:
         train, held = split_holdout(lines, holdout)
-    return train[:max_train_examples or None], held[:max_eval_examples or None]
+    if max_train_examples and max_train_examples < len(train):
+        keep = np.sort(np.random.default_rng(seed).choice(len(train), max_train_examples, replace=False))
+        train = [train[i] for i in keep]
+    return train, held[:max_eval_examples or None]
 
 
 def heldout_dataset(tokenizer, lines: list[str], max_length: int = 128, windows_per_text: int = 1, seed: int = 0):
@@ -67,7 +74,8 @@ def train_mlm(model: str, text_file: str, args: TrainingArguments, *, eval_text_
     """Masked-LM training of `model` on a text file (one document per line); returns metrics with
     perplexity_before / perplexity_after (also written to OUT/perplexity.json)."""
     tokenizer = AutoTokenizer.from_pretrained(model)
-    train_lines, held_lines = held_out_lines(text_file, eval_text_file, holdout, max_train_examples, max_eval_examples)
+    train_lines, held_lines = held_out_lines(text_file, eval_text_file, holdout, max_train_examples, max_eval_examples,
+                                             args.seed)
     mt_random.manual_seed(args.seed)
     mlm, new, frozen = load_mlm_model(model, head_only)
     if new:
