@@ -13,7 +13,7 @@ import numpy as np
 
 from minitransfer import random as mt_random
 from minitransfer.models import AutoModelForMaskedLM
-from minitransfer.tasks.classification import make_compute_metrics
+from minitransfer.tasks.classification import encode_classification, make_compute_metrics
 from minitransfer.tasks.classification_data import ClassificationDataset, read_classification_file
 from minitransfer.tasks.prompting import (
     DEFAULT_PATTERN,
@@ -25,7 +25,7 @@ from minitransfer.tasks.prompting import (
 )
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
-from minitransfer.training.classification import train_classification as run_classification
+from minitransfer.training.classification import Recipe, load_classifier
 from minitransfer.training.trainer import Trainer
 
 
@@ -81,6 +81,18 @@ def write_examples(data: ClassificationDataset, indices: np.ndarray, path: Path)
     return path
 
 
+def train_and_score(module, args: TrainingArguments, train_set, dev_set, tokenizer, label_names: list[str],
+                    keep_model: bool = False) -> dict:
+    """The shared protocol: train for the set steps (no checkpoints, no evaluation on the way), then score once."""
+    args.eval_every_epoch, args.save_best = False, False
+    trainer = NoCheckpointTrainer(module, args, train_set, dev_set, tokenizer, make_compute_metrics(label_names))
+    if not keep_model:
+        trainer.save_model = lambda directory: None
+    metrics = trainer.train()
+    metrics.update(trainer.evaluate())
+    return metrics
+
+
 def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments,
                     pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER, max_length: int = 128,
                     max_eval_examples: int | None = None, keep_model: bool = False) -> dict:
@@ -92,26 +104,21 @@ def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingA
     mt_random.manual_seed(args.seed)
     mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
     classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
-    args.eval_every_epoch, args.save_best = False, False
-    trainer = NoCheckpointTrainer(classifier, args, encode_prompt_dataset(train, tokenizer, pattern, max_length),
-                                  encode_prompt_dataset(dev, tokenizer, pattern, max_length), tokenizer,
-                                  make_compute_metrics(train.label_names))
-    if not keep_model:
-        trainer.save_model = lambda directory: None
-    metrics = trainer.train()
-    metrics.update(trainer.evaluate())
-    return metrics
+    return train_and_score(classifier, args, encode_prompt_dataset(train, tokenizer, pattern, max_length),
+                           encode_prompt_dataset(dev, tokenizer, pattern, max_length), tokenizer, train.label_names,
+                           keep_model)
 
 
 def classifier_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments, max_length: int = 128,
-                        max_eval_examples: int | None = None) -> dict:
+                        max_eval_examples: int | None = None, keep_model: bool = False) -> dict:
     """The baseline: a new classification head on `model`, fine-tuned on the same examples, evaluated once."""
-    num_examples = len(read_classification_file(train_file))
-    # One evaluation, after the last step: eval_steps = the run's length, no per-epoch evaluation or selection.
-    args.eval_every_epoch, args.save_best = False, False
-    args.eval_steps = Trainer(None, args, train_dataset=range(num_examples)).total_steps()
-    return run_classification(model, train_file, eval_file, args, max_length=max_length,
-                              max_eval_examples=max_eval_examples)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    train = read_classification_file(train_file)
+    dev = read_classification_file(eval_file, label_names=train.label_names, max_examples=max_eval_examples)
+    mt_random.manual_seed(args.seed)
+    classifier, _ = load_classifier(model, train.num_labels, train.label_names, Recipe())
+    return train_and_score(classifier, args, encode_classification(train, tokenizer, max_length),
+                           encode_classification(dev, tokenizer, max_length), tokenizer, train.label_names, keep_model)
 
 
 def few_shot_sweep(model: str, train_file: str, eval_file: str, ks: list[int], seeds: list[int],
