@@ -13,7 +13,8 @@ No optimizer step. Inputs: random token ids, attention mask all ones (no padding
 Each (model, mode, library) runs in its own subprocess, so its peak memory is its own:
   memory = peak RSS (VmHWM) during warmup + timed runs − RSS just before them, model and inputs already
   built. It is read from the kernel, so it counts NumPy, numba and torch allocations alike.
-  ms = median of the timed runs (after warmup); tokens/s = batch·seq / time.
+  ms = median wall time of the timed runs (after warmup); tokens/s = batch·seq / time. cpu ms = median
+  process CPU time (user + system, all threads) per run: less skewed than wall time by other processes.
   GFLOP/s: forward FLOPs = 2 · P · T + 4 · B · L · H · S² · D, where P = weights of the encoder's Linear
   layers (L · (4·hidden² + 2·hidden·ffn)), T = B · S tokens, L layers, H heads, D head_dim; the second term
   is q·kᵀ and p·v. Embeddings, biases, LayerNorm, softmax and GELU are not counted. A training step counts
@@ -61,8 +62,8 @@ def run_child(spec: dict) -> dict:
         step, checksum = _torch_step(spec, ids, mask, vec, dropout)
     memory = common.PeakRSS()
     memory.start()
-    times = common.time_ms(step, spec["repeats"], spec["warmup"])
-    return {"ms": times, "peak_mib": memory.peak_mib(), "checksum": checksum()}
+    times, cpu = common.time_wall_and_cpu_ms(step, spec["repeats"], spec["warmup"])
+    return {"ms": times, "cpu_ms": cpu, "peak_mib": memory.peak_mib(), "checksum": checksum()}
 
 
 def _ours_step(spec, ids, mask, vec, dropout):
@@ -196,7 +197,7 @@ def main() -> None:
     print(f"timing: median of {repeats} runs after 1 warmup; each configuration in its own process\n")
 
     header = (f"{'model':<22}{'mode':<19}{'lib':<6}{'ms':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'%peak':>7}"
-              f"{'mem MiB':>9}{'speed ours/torch':>18}{'mem ours/torch':>16}")
+              f"{'cpu ms':>9}{'mem MiB':>9}{'speed ours/torch':>24}{'mem ours/torch':>16}")
     print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,9 +217,13 @@ def main() -> None:
                     tokens = spec["batch"] * spec["seq"] / (t / 1e3)
                     gflops = flops / (t / 1e3) / 1e9
                     ratio = f"{ms['torch'] / ms['ours']:.2f}x" if impl == "ours" else ""
+                    if impl == "ours":
+                        cpu = {k: common.median(v["cpu_ms"]) for k, v in results.items()}
+                        ratio += f" (cpu {cpu['torch'] / cpu['ours']:.2f}x)"
                     mem = f"{r['peak_mib'] / results['torch']['peak_mib']:.2f}" if impl == "ours" else ""
                     rows.append(f"{label:<22}{mode:<19}{impl:<6}{t:>9.1f}{tokens:>10.0f}{gflops:>9.1f}"
-                                f"{100 * gflops / peak:>6.1f}%{r['peak_mib']:>9.0f}{ratio:>18}{mem:>16}")
+                                f"{100 * gflops / peak:>6.1f}%{common.median(r['cpu_ms']):>9.0f}"
+                                f"{r['peak_mib']:>9.0f}{ratio:>24}{mem:>16}")
                 check = abs(results["ours"]["checksum"] - results["torch"]["checksum"])
                 scale = max(abs(results["torch"]["checksum"]), 1e-30)
                 note = "" if dropout else f"   checksum |ours−torch|/|torch| = {check / scale:.1e}"

@@ -28,6 +28,28 @@ def time_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[flo
     return times
 
 
+def time_wall_and_cpu_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[list[float], list[float]]:
+    """(wall ms, process CPU ms of all threads) for each of `repeats` calls after `warmup` untimed calls.
+
+    CPU time is less skewed than wall time when other processes share the cores (it still counts threads
+    that spin while waiting, as OpenBLAS and OpenMP workers do).
+    """
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        fn()
+        wall.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((_cpu_seconds() - c0) * 1e3)
+    return wall, cpu
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
