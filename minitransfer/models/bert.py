@@ -13,6 +13,7 @@ from minitransfer.models.inputs import check_inputs
 from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from minitransfer.nn.attention import self_attention
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 
@@ -35,7 +36,8 @@ class BertEmbeddings(Module):
         positions = xp.arange(seq)[None, :]
         if token_type_ids is None:
             token_type_ids = xp.zeros_like(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
+             + self.token_type_embeddings(token_type_ids))
         return self.dropout(self.LayerNorm(x))
 
 
@@ -52,15 +54,8 @@ class BertSelfAttention(Module):
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        batch, seq, hidden = x.shape
-        heads, head_dim = self.num_heads, hidden // self.num_heads
-
-        def split(t: Tensor) -> Tensor:  # (B, S, H) -> (B, heads, S, head_dim)
-            return t.reshape(batch, seq, heads, head_dim).transpose(0, 2, 1, 3)
-
-        context = ops.attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
-                                key_padding_mask, self.dropout_p, self.training)
-        return context.transpose(0, 2, 1, 3).reshape(batch, seq, hidden)
+        return self_attention(x, self.query, self.key, self.value, self.num_heads, key_padding_mask, self.dropout_p,
+                              self.training)
 
 
 class BertSelfOutput(Module):

@@ -13,6 +13,7 @@ from minitransfer.models.inputs import check_inputs
 from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from minitransfer.nn.attention import self_attention
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
@@ -46,15 +47,8 @@ class MultiHeadSelfAttention(Module):
         self.dropout_p = config.attention_dropout
 
     def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        batch, seq, dim = x.shape
-        heads, head_dim = self.n_heads, dim // self.n_heads
-
-        def split(t: Tensor) -> Tensor:  # (B, S, dim) -> (B, heads, S, head_dim)
-            return t.reshape(batch, seq, heads, head_dim).transpose(0, 2, 1, 3)
-
-        context = ops.attention(split(self.q_lin(x)), split(self.k_lin(x)), split(self.v_lin(x)),
-                                key_padding_mask, self.dropout_p, self.training)
-        return self.out_lin(context.transpose(0, 2, 1, 3).reshape(batch, seq, dim))
+        return self.out_lin(self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, key_padding_mask,
+                                           self.dropout_p, self.training))
 
 
 class FFN(Module):
