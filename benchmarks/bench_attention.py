@@ -9,14 +9,15 @@ and (32, 12, 128, 32), MiniLM's attention at batch 32 x seq 128. Each with dropo
   reference  ReferenceAttention (NumPy/OpenBLAS matmuls, full (S x S) probabilities kept for backward)
   torch      torch.nn.functional.scaled_dot_product_attention, same inputs, torch.set_num_threads(cores)
 
-ms = median of the timed runs after one warmup; fwd+bwd = forward then backward of a fixed random upstream
-gradient. GFLOP/s counts the two attention matmuls, 4 B H S^2 D for forward, and 3.5x that for forward +
-backward (FlashAttention's benchmark: backward = 2.5x forward, from 5 matmuls to forward's 2). Softmax,
-exp and dropout are not counted. "vs torch" = torch's ms / ours (above 1: ours is faster).
+ms = median of the timed runs, taken round-robin across the three after one warm-up each; fwd+bwd = forward
+then backward of a fixed random upstream gradient. GFLOP/s counts the two attention matmuls, 4 B H S^2 D for
+forward, and 3.5x that for forward + backward (FlashAttention's benchmark: backward = 2.5x forward, from 5
+matmuls to forward's 2). Softmax, exp and dropout are not counted. "vs torch" = torch's ms / ours (above 1:
+ours is faster).
 
 --model also times one MiniLM training step (AutoModel.from_pretrained("minilm"), batch 32 x seq 128,
 config dropout, forward + backward of sum(last_hidden_state)) with the fused kernel and with
-MINITRANSFER_ATTENTION=reference, in this process (the switch is read on every attention call).
+MINITRANSFER_ATTENTION=reference, alternating in this process (the switch is read on every attention call).
 """
 from __future__ import annotations
 
@@ -76,7 +77,15 @@ def bench_shape(shape, dropout_p: float, repeats: int) -> None:
     flops["fwd+bwd"] = 3.5 * flops["fwd"]
     rows = {"fused": ours("fused", q, k, v, grad, dropout_p), "reference": ours("reference", q, k, v, grad, dropout_p),
             "torch sdpa": torch_sdpa(q, k, v, grad, dropout_p)}
-    ms = {name: [common.median(common.time_ms(fn, repeats)) for fn in fns] for name, fns in rows.items()}
+    runs = {name: ([], []) for name in rows}
+    for fns in rows.values():
+        for fn in fns:
+            fn()  # warm-up
+    for _ in range(repeats):  # round-robin, so load from other processes hits every library alike
+        for name, fns in rows.items():
+            for fn, times in zip(fns, runs[name]):
+                times += common.time_ms(fn, 1, warmup=0)
+    ms = {name: [common.median(t) for t in times] for name, times in runs.items()}
     print(f"\n{shape} float32, dropout {dropout_p}")
     print(f"  {'':<11}{'fwd ms':>9}{'GFLOP/s':>9}{'vs torch':>9}   {'fwd+bwd ms':>11}{'GFLOP/s':>9}{'vs torch':>9}")
     for name, (fwd, both) in ms.items():
@@ -104,14 +113,14 @@ def bench_model(repeats: int) -> None:
             p.grad = None
 
     print("\nMiniLM training step (batch 32 x seq 128, config dropout), forward + backward:")
-    times = {}
-    for label, env in (("fused", None), ("reference", "reference")):
-        if env is None:
+    times = {"fused": [], "reference": []}
+    step()  # warm-up: numba's cache load, first allocations
+    for _ in range(repeats):  # alternate, so load from other processes hits both alike
+        for label in times:
+            if label == "reference":
+                os.environ["MINITRANSFER_ATTENTION"] = "reference"
+            times[label] += common.time_ms(step, 1, warmup=0)
             os.environ.pop("MINITRANSFER_ATTENTION", None)
-        else:
-            os.environ["MINITRANSFER_ATTENTION"] = env
-        times[label] = common.time_ms(step, repeats)
-    os.environ.pop("MINITRANSFER_ATTENTION", None)
     for label, t in times.items():
         print(f"  {label:<10} median {common.median(t):7.1f} ms  (runs: {', '.join(f'{x:.0f}' for x in t)})")
     speedup = common.median(times["reference"]) / common.median(times["fused"])
