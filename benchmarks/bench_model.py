@@ -184,53 +184,55 @@ def main() -> None:
     repeats = args.repeats or (3 if args.quick else 7)
     wanted = {"inference": "inference", "train0.1": "train dropout 0.1", "train0": "train dropout 0"}
     modes = MODES if args.modes == "all" else [m for m in MODES if m[0] in {wanted[k] for k in args.modes.split(",")}]
-    peak = common.measured_peak_gflops()
+    peak_start = common.measured_peak_gflops()
     theory, how = common.theoretical_peak_gflops()
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
     print(f"machine: {common.cpu_model()}, {os.cpu_count()} cores")
     print(f"numpy BLAS: {common.blas_description()}")
     print(f"torch {torch.__version__}: {torch.get_num_threads()} threads (set to 2 in the children), "
           f"attention={args.torch_attn}; numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads")
-    print(f"peak float32: measured {peak:.0f} GFLOP/s (2048² NumPy matmul, best of 10); theoretical "
-          + (f"{theory:.0f} GFLOP/s = {how}" if theory else f"unknown ({how})"))
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on the machine skew every figure)")
-    print(f"timing: median of {repeats} runs after 1 warmup; each configuration in its own process\n")
+    print(f"timing: median of {repeats} runs after 1 warmup; each configuration in its own process", flush=True)
 
-    header = (f"{'model':<22}{'mode':<19}{'lib':<6}{'ms':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'%peak':>7}"
-              f"{'cpu ms':>9}{'mem MiB':>9}{'speed ours/torch':>24}{'mem ours/torch':>16}")
-    print(header, flush=True)
-    rows = []
+    measured = []  # (label, mode, flops, tokens, {impl: result})
     with tempfile.TemporaryDirectory() as tmp:
         for name in [args.only] if args.only else list(SHAPES):
             spec = model_spec(name, Path(tmp))
-            label = f"{name} {spec['batch']}x{spec['seq']}"
             for mode, dropout in modes:
-                flops = spec["forward_flops"] * (1 if dropout is None else 3)
                 results = {}
                 for impl in ("ours", "torch"):
                     child = dict(spec, impl=impl, dropout=dropout, repeats=repeats, warmup=1,
                                  torch_attn=args.torch_attn)
                     results[impl] = spawn(child)
-                ms = {k: common.median(r["ms"]) for k, r in results.items()}
-                for impl in ("ours", "torch"):
-                    r, t = results[impl], ms[impl]
-                    tokens = spec["batch"] * spec["seq"] / (t / 1e3)
-                    gflops = flops / (t / 1e3) / 1e9
-                    ratio = f"{ms['torch'] / ms['ours']:.2f}x" if impl == "ours" else ""
-                    if impl == "ours":
-                        cpu = {k: common.median(v["cpu_ms"]) for k, v in results.items()}
-                        ratio += f" (cpu {cpu['torch'] / cpu['ours']:.2f}x)"
-                    mem = f"{r['peak_mib'] / results['torch']['peak_mib']:.2f}" if impl == "ours" else ""
-                    rows.append(f"{label:<22}{mode:<19}{impl:<6}{t:>9.1f}{tokens:>10.0f}{gflops:>9.1f}"
-                                f"{100 * gflops / peak:>6.1f}%{common.median(r['cpu_ms']):>9.0f}"
-                                f"{r['peak_mib']:>9.0f}{ratio:>24}{mem:>16}")
-                check = abs(results["ours"]["checksum"] - results["torch"]["checksum"])
-                scale = max(abs(results["torch"]["checksum"]), 1e-30)
-                note = "" if dropout else f"   checksum |ours−torch|/|torch| = {check / scale:.1e}"
-                rows.append(f"{'':<22}{'':<19}runs ours {_fmt(results['ours']['ms'])} | torch "
-                            f"{_fmt(results['torch']['ms'])}{note}")
-                print("\n".join(rows[-3:]), flush=True)
+                    print(f"  {name} {mode} {impl}: runs {_fmt(results[impl]['ms'])} ms", flush=True)
+                flops = spec["forward_flops"] * (1 if dropout is None else 3)
+                measured.append((f"{name} {spec['batch']}x{spec['seq']}", mode, flops, spec["batch"] * spec["seq"],
+                                 results, dropout))
+    peak_end = common.measured_peak_gflops()
+    peak = max(peak_start, peak_end)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print(f"peak float32: measured {peak:.0f} GFLOP/s (best 2048² NumPy matmul of 10, at start {peak_start:.0f}, at "
+          f"end {peak_end:.0f}); theoretical " + (f"{theory:.0f} GFLOP/s = {how}" if theory else f"unknown ({how})"))
+    print_table(measured, peak)
+
+
+def print_table(measured, peak: float) -> None:
+    print(f"\n{'model':<22}{'mode':<19}{'lib':<6}{'ms':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'%peak':>7}"
+          f"{'cpu ms':>9}{'mem MiB':>9}{'speed ours/torch':>24}{'mem ours/torch':>16}")
+    for label, mode, flops, tokens, results, dropout in measured:
+        ms = {k: common.median(r["ms"]) for k, r in results.items()}
+        cpu = {k: common.median(r["cpu_ms"]) for k, r in results.items()}
+        for impl in ("ours", "torch"):
+            r, t = results[impl], ms[impl]
+            gflops = flops / (t / 1e3) / 1e9
+            ratio = f"{ms['torch'] / t:.2f}x (cpu {cpu['torch'] / cpu['ours']:.2f}x)" if impl == "ours" else ""
+            mem = f"{r['peak_mib'] / results['torch']['peak_mib']:.2f}" if impl == "ours" else ""
+            print(f"{label:<22}{mode:<19}{impl:<6}{t:>9.1f}{tokens / (t / 1e3):>10.0f}{gflops:>9.1f}"
+                  f"{100 * gflops / peak:>6.1f}%{cpu[impl]:>9.0f}{r['peak_mib']:>9.0f}{ratio:>24}{mem:>16}")
+        if not dropout:
+            a, b = results["ours"]["checksum"], results["torch"]["checksum"]
+            diff = abs(a - b) / max(abs(b), 1e-30)
+            print(f"{'':<22}{'':<19}checksum ours {a:.7g} torch {b:.7g} (rel diff {diff:.1e})")
     print("speed ours/torch = torch ms / ours ms (above 1: ours is faster); mem = peak RSS above the pre-run RSS")
 
 
