@@ -31,7 +31,8 @@ from numba.extending import intrinsic, models, register_model
 
 VECTOR_BYTES = 32  # one AVX2 register; LLVM splits it on narrower targets, so results stay right
 TILE_ROWS = 4  # microkernel rows: 4 rows x 2 vectors = 8 accumulators, half the AVX2 register file
-BLOCK_ROWS = 64  # query rows per block; measured best among 16/32/64/128 at seq 384 (see benchmarks)
+BLOCK_ROWS = 64  # query rows per block at most
+BLOCK_BYTES = 128 * 1024  # ... and fewer for long rows, so one block of scores stays in a core's L2
 _JIT = {"parallel": False, "fastmath": False, "cache": True, "nogil": True}
 
 
@@ -325,9 +326,12 @@ def _gemm(a, a_row, a_k, b, ldb, c, ldc, m, n, depth, accumulate):
 
 
 @numba.njit(**_JIT)
-def _softmax_row(s, off, n, width, scale):
-    """Row s[off:off + width] of raw scores -> exp(scale * s - max) / sum over its first n columns (the rest
-    get 0). Returns the row's logsumexp of scale * s."""
+def _exp_row(s, off, n, width, scale):
+    """Row s[off:off + width] of raw scores -> exp(scale * s - row max) over its first n columns, 0 beyond.
+
+    Returns (logsumexp of scale * s, the row sum); the caller divides by the sum after P V, on head_dim
+    columns instead of seq.
+    """
     w = VECTOR_BYTES // s.itemsize
     for j in range(n, width):
         s[off + j] = -np.inf
@@ -341,10 +345,7 @@ def _softmax_row(s, off, n, width, scale):
         vstore(s, off + j, e)
         total = vadd(total, e)
     norm = vhsum(total)
-    inv = vsplat(s, 1.0 / norm)
-    for j in range(0, width, w):
-        vstore(s, off + j, vmul(vload(s, off + j), inv))
-    return shift + math.log(norm)
+    return shift + math.log(norm), norm
 
 
 @numba.njit(**_JIT)
@@ -408,6 +409,7 @@ def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, thresho
     qb = np.empty((block_rows, dims_p), dtype=q.dtype)
     sb = np.empty((block_rows, width), dtype=q.dtype)
     ob = np.empty((block_rows, dims_p), dtype=q.dtype)
+    norms = np.empty(block_rows, dtype=np.float64)
     qf, kf, vf, sf, of = qb.ravel(), kt.ravel(), vc.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, seq, block_rows):
         rows = min(block_rows, seq - start)
@@ -416,15 +418,16 @@ def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, thresho
         _gemm(qf, dims_p, 1, kf, width, sf, width, tiled, width, dims_p, False)
         for r in range(rows):
             i = start + r
-            lse[b, h, i] = _softmax_row(sf, r * width, n, width, scale)
+            lse[b, h, i], norms[r] = _exp_row(sf, r * width, n, width, scale)
             if dropout:
                 _dropout_row(sf, sf, r * width, width, keys, key_lo[b, h, i], key_hi[b, h, i], threshold,
                              keep_scale)
         sb[rows:tiled] = 0
         _gemm(sf, width, 1, vf, dims_p, of, dims_p, tiled, dims_p, width, False)
         for r in range(rows):
+            inv = 1.0 / norms[r]
             for d in range(dims):
-                out[b, h, start + r, d] = ob[r, d]
+                out[b, h, start + r, d] = ob[r, d] * inv
 
 
 @numba.njit(**_JIT)
@@ -524,6 +527,9 @@ def _key_layout(key_padding_mask, batch: int, seq: int, tile: int):
         keys[:, :seq] = np.arange(seq, dtype=np.int32)
         return keys, counts, no_keys
     real = np.asarray(key_padding_mask) != 0
+    if real.shape != (batch, seq):
+        raise ValueError(f"key_padding_mask has shape {real.shape}; attention over q of batch {batch} and seq {seq} "
+                         f"needs ({batch}, {seq}), 1 for real tokens and 0 for padding")
     for b in range(batch):
         where = np.flatnonzero(real[b]) if real[b].any() else np.arange(seq)
         keys[b, :len(where)] = where
@@ -570,8 +576,9 @@ def _compiled(kernel, kind: str, dtype):
     return kernel
 
 
-def _block_rows(seq: int) -> int:
-    return min(BLOCK_ROWS, -(-seq // TILE_ROWS) * TILE_ROWS)
+def _block_rows(seq: int, itemsize: int) -> int:
+    fit = BLOCK_BYTES // (seq * itemsize) // TILE_ROWS * TILE_ROWS
+    return max(TILE_ROWS, min(BLOCK_ROWS, fit, -(-seq // TILE_ROWS) * TILE_ROWS))
 
 
 def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_padding_mask=None, dropout_p: float = 0.0,
@@ -589,7 +596,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_padding_m
     lse = np.empty((batch, heads, seq), dtype=q.dtype)
     forward = _compiled(_forward, "forward", q.dtype)
     forward(q, k, v, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale, dropout_p > 0,
-            _block_rows(seq), out, lse)
+            _block_rows(seq, q.itemsize), out, lse)
     return out, lse
 
 
@@ -608,5 +615,5 @@ def attention_backward(dout: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.nda
     dv = np.zeros(q.shape, dtype=q.dtype)
     backward = _compiled(_backward, "backward", q.dtype)
     backward(q, k, v, out, dout, lse, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale,
-             dropout_p > 0, _block_rows(seq), dq, dk, dv)
+             dropout_p > 0, _block_rows(seq, q.itemsize), dq, dk, dv)
     return dq, dk, dv

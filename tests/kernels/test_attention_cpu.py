@@ -176,7 +176,7 @@ def test_import_is_light_and_the_python_mode_kernel_agrees():
         "import sys, numpy as np, minitransfer, minitransfer.models\n"
         "assert 'numba' not in sys.modules, 'import minitransfer imported numba'\n"
         "from minitransfer.kernels.attention_cpu import attention_forward, attention_backward\n"
-        "q, k, v, g = np.random.default_rng(0).standard_normal((4, 1, 2, 6, 3)).astype(np.float32)\n"
+        "q, k, v, g = np.random.default_rng(0).standard_normal((4, 2, 1, 6, 3)).astype(np.float32)\n"
         "mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])\n"
         "out, lse = attention_forward(q, k, v, mask, 0.2, 99)\n"
         "np.save(sys.argv[1], np.concatenate([out.ravel(), *[x.ravel() for x in\n"
@@ -190,3 +190,9 @@ def test_import_is_light_and_the_python_mode_kernel_agrees():
         results.append(np.load(path))
         os.remove(path)
     np.testing.assert_allclose(results[0], results[1], atol=2e-6)
+
+
+def test_a_mask_of_the_wrong_shape_is_refused_with_the_shape_it_needs():
+    q, k, v, _ = inputs((2, 1, 5, 4), np.float32)
+    with pytest.raises(ValueError, match=r"needs \(2, 5\)"):
+        attention_cpu.attention_forward(q, k, v, np.ones((2, 6)))
