@@ -91,12 +91,15 @@ def _exp_float32(builder, x):
     clamped = builder.select(builder.fcmp_ordered("<", x, c(-87.0)), c(-87.0), x)
     clamped = builder.select(builder.fcmp_ordered(">", clamped, c(88.0)), c(88.0), clamped)
     n = _vector_call(builder, "rint", vty, [builder.fmul(clamped, c(1.4426950408889634))])
-    r = builder.fsub(clamped, builder.fmul(n, c(0.693359375)))
-    r = builder.fsub(r, builder.fmul(n, c(-2.12194440e-4)))
+
+    def fma(a, b, addend):  # llvm.fmuladd: one rounding where the CPU has FMA
+        return _vector_call(builder, "fmuladd", vty, [a, b, addend])
+
+    r = fma(n, c(2.12194440e-4), fma(n, c(-0.693359375), clamped))  # x - n ln2, ln2 in two parts
     poly = c(1.9875691500e-4)
     for coeff in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
-        poly = builder.fadd(builder.fmul(poly, r), c(coeff))
-    y = builder.fadd(builder.fadd(builder.fmul(builder.fmul(poly, r), r), r), c(1.0))
+        poly = fma(poly, r, c(coeff))
+    y = builder.fadd(fma(builder.fmul(poly, r), r, r), c(1.0))
     ity = ir.VectorType(ir.IntType(32), vty.count)
     exponent = builder.add(builder.fptosi(n, ity), ir.Constant(ity, [127] * vty.count))
     y = builder.fmul(y, builder.bitcast(builder.shl(exponent, ir.Constant(ity, [23] * vty.count)), vty))
@@ -339,9 +342,9 @@ def _exp_row(s, off, n, width, scale):
     for j in range(0, width, w):
         top = vmax(top, vload(s, off + j))
     shift = vhmax(top) * scale
-    scales, shifts, total = vsplat(s, scale), vsplat(s, shift), vsplat(s, 0.0)
+    scales, shifts, total = vsplat(s, scale), vsplat(s, -shift), vsplat(s, 0.0)
     for j in range(0, width, w):
-        e = vexp(vsub(vmul(vload(s, off + j), scales), shifts))
+        e = vexp(vfma(vload(s, off + j), scales, shifts))
         vstore(s, off + j, e)
         total = vadd(total, e)
     norm = vhsum(total)
@@ -354,9 +357,9 @@ def _probabilities_row(s, off, n, width, scale, lse):
     w = VECTOR_BYTES // s.itemsize
     for j in range(n, width):
         s[off + j] = -np.inf
-    scales, shifts = vsplat(s, scale), vsplat(s, lse)
+    scales, shifts = vsplat(s, scale), vsplat(s, -lse)
     for j in range(0, width, w):
-        vstore(s, off + j, vexp(vsub(vmul(vload(s, off + j), scales), shifts)))
+        vstore(s, off + j, vexp(vfma(vload(s, off + j), scales, shifts)))
 
 
 @numba.njit(**_JIT)
