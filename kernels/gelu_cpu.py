@@ -8,8 +8,9 @@ scalar calls, which is what made that kernel slow on the CPU. The approximation 
 is at float32 rounding level, like PyTorch's own vectorized CPU erf. float64 arrays keep using
 kernels/gelu.py (exact math.erf), so gradient checks are unaffected. Reference: gelu.gelu_reference.
 
-Single-threaded on purpose: on this 2-core machine a numba parallel loop waits for a core that OpenBLAS's
-spinning threads (or another process) hold, which cost more than the second core saved (measured).
+Single-threaded on purpose: on this 2-core machine, with other processes running, numba's 2-thread version
+was no faster (10-12 ms vs 10 ms forward on (4096, 1536)); the second core is rarely free, and OpenBLAS's
+threads spin on it between GEMMs. On an idle many-core machine a parallel loop would likely win.
 
 Debugging: NUMBA_DISABLE_JIT=1 runs the loops as plain Python.
 """

@@ -7,9 +7,9 @@
 The NumPy composition this replaces makes ~8 full passes over (rows, hidden) and keeps xhat for backward;
 here forward is one read and one write per element and saves only per-row mean and rstd (backward
 recomputes xhat from the input, which the graph holds anyway). Row statistics are accumulated in float64.
-weight/bias gradients are summed per block of rows into partial rows, then the few partial rows are added.
-Single-threaded on purpose: a numba parallel loop here waited ~10 ms for the second core (held by OpenBLAS's
-spinning threads or other processes) against < 1 ms of work for MiniLM's (4096, 384) (measured).
+weight/bias gradients are summed per block of rows into partial rows, which NumPy then adds pairwise.
+Single-threaded on purpose: the same loops with numba's prange took 10-15 ms against 0.5-0.9 ms serial for
+MiniLM's (4096, 384) on this 2-core machine while other processes ran (the second core was rarely free).
 `layer_norm_reference_*` are the plain NumPy references the tests compare with.
 
 Works for float32 and float64 (numba compiles one version per dtype). NUMBA_DISABLE_JIT=1 runs it as Python.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 _kernels = None
-_ROWS_PER_BLOCK = 64  # rows one task of the weight/bias-gradient reduction sums before the final add
+_ROWS_PER_BLOCK = 64  # rows summed into one partial weight/bias-gradient row: keeps float32 sums short
 
 
 def _build():
