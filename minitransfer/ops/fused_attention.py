@@ -31,7 +31,7 @@ class FusedAttention(Function):
 
     def forward(self, q, k, v):
         k, v = k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
-        self.seed = int(random.numpy_rng().integers(0, 2**63, dtype=np.int64)) if self.dropout_p > 0 else 0
+        self.seed = int(random.numpy_rng().integers(0, 2**64, dtype=np.uint64)) if self.dropout_p > 0 else 0
         out, lse = _kernel().attention_forward(q, k, v, self.key_padding_mask, self.dropout_p, self.seed)
         self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
         return out
