@@ -15,8 +15,17 @@ MT=(nice -n 10 "$PY" -m minitransfer)
 mkdir -p "$RUNS"
 
 # ---- item 1: loss-curve and accuracy parity with PyTorch + transformers (shipped 8,000-sentence SST-2 slice) ----
-parity0() { nice -n 10 "$PY" benchmarks/train_parity.py --steps 200 --batch-size 32 --dropout 0; }
-parity01() { nice -n 10 "$PY" benchmarks/train_parity.py --steps 200 --batch-size 32 --dropout 0.1; }
+# PARITY_THREADS=1 runs both sides on one thread (fair and steadier on an oversubscribed CPU); PARITY_NICE sets
+# its niceness (default 10; as run on 2026-11-23 it was reniced to 0 mid-run, starved at 10 on a load of 12).
+PARITY_STEPS=${PARITY_STEPS:-200}
+parity_env() {
+  if [[ -n ${PARITY_THREADS:-} ]]; then
+    export OMP_NUM_THREADS=$PARITY_THREADS OPENBLAS_NUM_THREADS=$PARITY_THREADS NUMBA_NUM_THREADS=$PARITY_THREADS
+  fi
+}
+parity() { parity_env; nice -n "${PARITY_NICE:-10}" "$PY" benchmarks/train_parity.py --steps "$PARITY_STEPS" "$@"; }
+parity0() { parity --batch-size 32 --dropout 0; }
+parity01() { parity --batch-size 32 --dropout 0.1; }
 
 # ---- SMS spam: the shared file is the 80% train part; a stratified 90/10 split of it, fixed seed ----
 sms_split() {
@@ -63,8 +72,9 @@ sst2_full() {
     --epochs 1 --batch-size 32 --lr 5e-5 --max-train-examples "$SST2_N" --no-progress
 }
 sst2_scratch() {
-  "${MT[@]}" train classification --train "$DATA/sst2/train.tsv" --eval "$DATA/sst2/dev.tsv" --out "$RUNS/sst2-scratch" \
-    --epochs 1 --batch-size 32 --lr 5e-5 --max-train-examples "$SST2_N" --no-progress --from-scratch
+  "${MT[@]}" train classification --train "$DATA/sst2/train.tsv" --eval "$DATA/sst2/dev.tsv" \
+    --out "$RUNS/sst2-scratch" --epochs 1 --batch-size 32 --lr 5e-5 --max-train-examples "$SST2_N" --no-progress \
+    --from-scratch
 }
 
 # ---- MRPC (GLUE TSV pairs) ----
@@ -73,13 +83,15 @@ mrpc_glue() {
   "${MT[@]}" train classification --train "$DATA/mrpc/train.tsv" --eval "$DATA/mrpc/dev.tsv" --out "$RUNS/mrpc-5e-5" \
     --epochs "$MRPC_EPOCHS" --batch-size 32 --lr 5e-5 --no-progress
 }
+# Aiming at >= 80%: 3 epochs of batch 32 are only 345 updates for a 6-layer model; batch 16 for 5 epochs gives
+# 1,150, with lr 3e-5 to keep the longer run stable (chosen by reasoning, not tuned on dev).
 mrpc_mine() {
   "${MT[@]}" train classification --train "$DATA/mrpc/train.tsv" --eval "$DATA/mrpc/dev.tsv" --out "$RUNS/mrpc-b16" \
-    --epochs "$MRPC_EPOCHS" --batch-size 16 --lr 5e-5 --no-progress
+    --epochs 5 --batch-size 16 --lr 3e-5 --no-progress
 }
 mrpc_scratch() {
-  "${MT[@]}" train classification --train "$DATA/mrpc/train.tsv" --eval "$DATA/mrpc/dev.tsv" --out "$RUNS/mrpc-scratch" \
-    --epochs "$MRPC_EPOCHS" --batch-size 32 --lr 5e-5 --no-progress --from-scratch
+  "${MT[@]}" train classification --train "$DATA/mrpc/train.tsv" --eval "$DATA/mrpc/dev.tsv" \
+    --out "$RUNS/mrpc-scratch" --epochs "$MRPC_EPOCHS" --batch-size 32 --lr 5e-5 --no-progress --from-scratch
 }
 
 # ---- what to fine-tune: full vs frozen embeddings vs frozen lower 4 layers vs head only (SMS spam, 1 epoch) ----
