@@ -1,13 +1,16 @@
 """Attention alone, minitransfer's fused numba kernel vs its NumPy reference vs PyTorch's SDPA, on the CPU.
 
-    python benchmarks/bench_attention.py [--repeats N] [--quick] [--model]
+    python benchmarks/bench_attention.py [--repeats N] [--quick] [--model] [--threads N]
+
+    --threads N sets numba's and torch's thread counts (default: all cores); NumPy's OpenBLAS (the
+    reference) follows OPENBLAS_NUM_THREADS, e.g. `OPENBLAS_NUM_THREADS=1 ... --threads 1`.
 
 Shapes (batch, heads, seq, head_dim), float32, no padding: (8, 12, 384, 64) -- BERT-base heads at seq 384 --
 and (32, 12, 128, 32), MiniLM's attention at batch 32 x seq 128. Each with dropout 0 and 0.1 (training).
 
   fused      minitransfer.ops.attention -> FusedAttention (kernels/attention_cpu.py), through autograd
   reference  ReferenceAttention (NumPy/OpenBLAS matmuls, full (S x S) probabilities kept for backward)
-  torch      torch.nn.functional.scaled_dot_product_attention, same inputs, torch.set_num_threads(cores)
+  torch      torch.nn.functional.scaled_dot_product_attention, same inputs, same thread count
 
 ms = median of the timed runs, taken round-robin across the three after one warm-up each; fwd+bwd = forward
 then backward of a fixed random upstream gradient. GFLOP/s counts the two attention matmuls, 4 B H S^2 D for
@@ -132,22 +135,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (median reported)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, dropout 0 only")
     parser.add_argument("--model", action="store_true", help="also time a MiniLM training step, fused vs reference")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="numba and torch threads")
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
 
     import numba
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
     peak, how = common.theoretical_peak_gflops()
     print(f"CPU: {common.cpu_model()}, {os.cpu_count()} cores; peak {peak and f'{peak:.0f}'} GFLOP/s ({how})")
     print(f"numba {numba.__version__} threads={numba.get_num_threads()}; torch {torch.__version__} "
           f"threads={torch.get_num_threads()}; numpy BLAS: {common.blas_description()}")
+    print("load average (1, 5, 15 min) at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     for shape in SHAPES:
         for dropout_p in (0.0,) if args.quick else (0.0, 0.1):
             bench_shape(shape, dropout_p, repeats)
     if args.model:
         bench_model(3 if args.quick else 5)
+    print("\nload average at end: {:.1f} {:.1f} {:.1f} (above the core count, other processes shared the CPU)"
+          .format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
