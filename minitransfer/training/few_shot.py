@@ -1,7 +1,7 @@
 """Zero-shot and few-shot classification recipes with a masked-LM model and a pattern/verbalizer (PET).
 
 Few-shot protocol (true few-shot, Perez et al. 2021): k training examples balanced over labels, drawn by a
-seed; a fixed number of epochs; no model selection on the evaluation set, which is scored once at the end.
+seed; a fixed number of optimizer steps; no model selection on the evaluation set, which is scored once at the end.
 The classifier baseline (`classifier_few_shot`) gets the same k examples and the same protocol.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from minitransfer import random as mt_random
+from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForMaskedLM
 from minitransfer.tasks.classification import encode_classification, make_compute_metrics
 from minitransfer.tasks.classification_data import ClassificationDataset, read_classification_file
@@ -37,8 +38,6 @@ class NoCheckpointTrainer(Trainer):
 
 
 def _check_verbalizer(words, dataset: ClassificationDataset) -> None:
-    from minitransfer.errors import InputError  # noqa: PLC0415
-
     if len(words) != dataset.num_labels:
         raise InputError(f"{len(words)} verbalizer words {list(words)} for {dataset.num_labels} labels "
                          f"{dataset.label_names}: give one word per label, in label order")
