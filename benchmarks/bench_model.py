@@ -1,6 +1,7 @@
 """Whole-model speed and memory, minitransfer vs PyTorch (transformers), side by side on the CPU.
 
-    python benchmarks/bench_model.py [--quick] [--only minilm|distilbert] [--repeats N] [--torch-attn sdpa|eager]
+    python benchmarks/bench_model.py [--quick] [--only minilm|distilbert] [--modes inference,train0.1,train0]
+                                     [--repeats N] [--torch-attn sdpa|eager]
 
 Shapes: MiniLM (the real all-MiniLM-L6-v2 checkpoint, BERT, 6 layers, hidden 384) at batch 32 × seq 128, and
 DistilBERT-base (a random config, dim 768, 6 layers, 12 heads, hidden 3072, written by transformers'
@@ -19,7 +20,8 @@ Each (model, mode, library) runs in its own subprocess, so its peak memory is it
   layers (L · (4·hidden² + 2·hidden·ffn)), T = B · S tokens, L layers, H heads, D head_dim; the second term
   is q·kᵀ and p·v. Embeddings, biases, LayerNorm, softmax and GELU are not counted. A training step counts
   3 × forward (backward = 2 GEMMs per forward GEMM).
-  % peak: GFLOP/s over the measured peak (best 2048² float32 NumPy matmul on this machine).
+  % peak: GFLOP/s over the measured peak (best 2048² float32 NumPy matmul, at start and at end of the run).
+  checksum (dropout 0 only): sum(last_hidden_state @ v) in float64, ours beside torch's, as a parity check.
 Threads: torch.set_num_threads(2); NumPy's OpenBLAS and numba use the machine's 2 cores.
 The OpenBLAS kernel NumPy runs (threadpoolctl) and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are printed;
 to measure without them: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_model.py`.
@@ -82,7 +84,7 @@ def _ours_step(spec, ids, mask, vec, dropout):
     def inference():
         model.eval()
         with mt.no_grad():
-            last["value"] = model(ids, mask).last_hidden_state.data
+            last["value"] = model(ids, mask).last_hidden_state.data @ vec  # the loss's projection: rows sum to ~0
 
     def train():
         model.train()
@@ -113,7 +115,7 @@ def _torch_step(spec, ids, mask, vec, dropout):
     def inference():
         model.eval()
         with torch.no_grad():
-            last["value"] = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+            last["value"] = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state @ v
 
     def train():
         model.train()
