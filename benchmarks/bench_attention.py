@@ -8,7 +8,7 @@
 Shapes (batch, heads, seq, head_dim), float32, no padding: (8, 12, 384, 64) -- BERT-base heads at seq 384 --
 and (32, 12, 128, 32), MiniLM's attention at batch 32 x seq 128. Each with dropout 0 and 0.1 (training).
 
-  fused      minitransfer.ops.attention -> FusedAttention (kernels/attention_cpu.py), through autograd
+  fused      FusedAttention (kernels/attention_cpu.py; what ops.attention picks for NumPy floats), via autograd
   reference  ReferenceAttention (NumPy/OpenBLAS matmuls, full (S x S) probabilities kept for backward)
   torch      torch.nn.functional.scaled_dot_product_attention, same inputs, same thread count
 
