@@ -28,7 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "manual_seed",
     "AutoTokenizer", "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
-    "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "apply_freezing", "BertModel", "DistilBertModel",
+    "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "apply_freezing", "BertModel",
+    "DistilBertModel",
     "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
 ]

@@ -17,7 +17,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
     p.add_argument("--eval", help="evaluation file (metrics each epoch; the best model is kept)")
     p.add_argument("--out", required=True, help="output directory (model, tokenizer, metrics.jsonl, last-checkpoint/)")
     p.add_argument("--epochs", type=float, default=epochs)
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (overrides --epochs)")
+    p.add_argument("--max-steps", type=int, default=-1,
+                   help="stop after this many optimizer steps (overrides --epochs)")
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
@@ -48,7 +49,8 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
 
 def add_freezing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the embedding layer fixed")
-    p.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="keep embeddings and the lower N layers fixed")
+    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+                   help="keep embeddings and the lower N layers fixed")
     p.add_argument("--head-only", action="store_true", help="train only the new head (linear probe)")
     p.add_argument("--from-scratch", action="store_true", help="same architecture, random weights (no transfer)")
 
@@ -88,8 +90,14 @@ def register(commands, train_tasks) -> None:
 def recipe_from_args(args) -> object:
     from minitransfer.training.classification import Recipe
 
-    name = "scratch" if args.from_scratch else "head-only" if args.head_only else (
-        f"freeze-{args.freeze_layers}" if args.freeze_layers else "freeze-embeddings" if args.freeze_embeddings else "full")
+    if args.from_scratch:
+        name = "scratch"
+    elif args.head_only:
+        name = "head-only"
+    elif args.freeze_layers:
+        name = f"freeze-{args.freeze_layers}"
+    else:
+        name = "freeze-embeddings" if args.freeze_embeddings else "full"
     return Recipe(name, args.from_scratch, args.freeze_embeddings, args.freeze_layers, args.head_only)
 
 

@@ -77,14 +77,16 @@ class ModelConfig:
         return new
 
     def validate(self) -> None:
-        hidden, heads = (self.hidden_size, self.num_attention_heads) if self.model_type == "bert" else (self.dim, self.n_heads)
+        bert = self.model_type == "bert"
+        hidden, heads = (self.hidden_size, self.num_attention_heads) if bert else (self.dim, self.n_heads)
         if hidden % heads:
             raise ConfigError(f"hidden size {hidden} is not a multiple of the number of attention heads {heads}")
         act = self.hidden_act if self.model_type == "bert" else self.activation
         if act not in SUPPORTED_ACTIVATIONS:
             raise ConfigError(f"activation {act!r} is not supported (supported: {sorted(SUPPORTED_ACTIVATIONS)})")
         if self.model_type == "bert" and self.position_embedding_type != "absolute":
-            raise ConfigError(f"position_embedding_type {self.position_embedding_type!r} is not supported; only 'absolute'")
+            raise ConfigError(f"position_embedding_type {self.position_embedding_type!r} is not supported; "
+                              "only 'absolute'")
 
     def to_dict(self) -> dict:
         out = {"model_type": self.model_type}

@@ -60,7 +60,8 @@ def bert_to_distilbert(teacher: BertModel | BertForMaskedLM, layers: list[int] |
     for new_index, old_index in enumerate(layers):
         for old, new in LAYER_MAP.items():
             for kind in ("weight", "bias"):
-                state[f"{prefix}transformer.layer.{new_index}.{new}.{kind}"] = source[f"encoder.layer.{old_index}.{old}.{kind}"]
+                student_name = f"{prefix}transformer.layer.{new_index}.{new}.{kind}"
+                state[student_name] = source[f"encoder.layer.{old_index}.{old}.{kind}"]
     if with_head:
         head = teacher.state_dict()
         for old, new in MLM_HEAD_MAP.items():

@@ -42,7 +42,8 @@ def check_inputs(input_ids, attention_mask, token_type_ids, *, vocab_size: int, 
             f"tokenize with truncation=True, max_length={max_positions} (or split the text into windows)"
         )
     if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
-        raise InputError(f"input_ids has ids outside the vocabulary [0, {vocab_size}): was it made by this model's tokenizer?")
+        raise InputError(f"input_ids has ids outside the vocabulary [0, {vocab_size}): "
+                         "was it made by this model's tokenizer?")
     mask = None
     if attention_mask is not None:
         mask = _array(attention_mask, "attention_mask", device)

@@ -31,7 +31,10 @@ class TaskModel(PreTrainedModel):
         if config.model_type != self.model_type:
             raise ValueError(f"{type(self).__name__} needs a {self.model_type!r} config, got {config.model_type!r}")
         super().__init__(config)
-        body = BertModel(config, add_pooling_layer=self.with_pooler) if config.model_type == "bert" else DistilBertModel(config)
+        if config.model_type == "bert":
+            body = BertModel(config, add_pooling_layer=self.with_pooler)
+        else:
+            body = DistilBertModel(config)
         setattr(self, self.base_model_prefix, body)
         self.build_head()
 

@@ -39,7 +39,10 @@ def trim_padding(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     longest = int(batch["attention_mask"].sum(axis=1).max())
     if longest == batch["attention_mask"].shape[1]:
         return batch
-    return {k: (v[:, :longest] if k in SEQUENCE_KEYS or (k == "labels" and v.ndim == 2) else v) for k, v in batch.items()}
+    def is_sequence(key, value):
+        return key in SEQUENCE_KEYS or (key == "labels" and value.ndim == 2)
+
+    return {k: (v[:, :longest] if is_sequence(k, v) else v) for k, v in batch.items()}
 
 
 def pad_collate(features: list[dict], pad_token_id: int = 0) -> dict[str, np.ndarray]:

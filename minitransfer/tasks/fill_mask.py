@@ -18,10 +18,12 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
     ids = enc["input_ids"][0]
     positions = np.flatnonzero(ids == mask_id)
     if len(positions) == 0:
-        raise InputError(f"no {tokenizer.mask_token} token in {text!r}: put {tokenizer.mask_token} where a word should be predicted")
+        raise InputError(f"no {tokenizer.mask_token} token in {text!r}: "
+                         f"put {tokenizer.mask_token} where a word should be predicted")
     model.eval()
     with no_grad():
-        logits = model(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).logits.numpy()[0]
+        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        logits = model(**inputs).logits.numpy()[0]
     results = []
     for pos in positions:
         row = logits[pos].astype(np.float64)

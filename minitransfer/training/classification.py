@@ -77,7 +77,8 @@ def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None
     with no_grad():
         for start in range(0, len(texts), batch_size):
             pairs = text_pairs[start:start + batch_size] if text_pairs else None
-            enc = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True, max_length=max_length)
+            enc = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
+                            max_length=max_length)
             logits = model(**enc).logits.numpy().astype(np.float64)
             probs = np.exp(logits - logits.max(-1, keepdims=True))
             probs /= probs.sum(-1, keepdims=True)
