@@ -23,6 +23,7 @@ arrays), so a debugger can step into them; use small shapes, it is slow.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numba
@@ -600,6 +601,18 @@ def _compiled(kernel, kind: str, dtype):
     return kernel
 
 
+@contextlib.contextmanager
+def _one_head_per_chunk():
+    """prange hands out one (batch, head) at a time instead of equal halves up front, so heads with more real
+    keys, or a core busy with another process, do not leave the other threads idle at the end. (Set from
+    Python: calling it inside the kernel would stop numba from caching it.)"""
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(previous)
+
+
 def _block_rows(seq: int, itemsize: int) -> int:
     fit = BLOCK_BYTES // (seq * itemsize) // TILE_ROWS * TILE_ROWS
     return max(TILE_ROWS, min(BLOCK_ROWS, fit, -(-seq // TILE_ROWS) * TILE_ROWS))
@@ -619,8 +632,9 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, key_padding_m
     out = np.empty(q.shape, dtype=q.dtype)
     lse = np.empty((batch, heads, seq), dtype=q.dtype)
     forward = _compiled(_forward, "forward", q.dtype)
-    forward(q, k, v, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale, dropout_p > 0,
-            _block_rows(seq, q.itemsize), out, lse)
+    with _one_head_per_chunk():
+        forward(q, k, v, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale, dropout_p > 0,
+                _block_rows(seq, q.itemsize), out, lse)
     return out, lse
 
 
@@ -638,6 +652,7 @@ def attention_backward(dout: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.nda
     dk = np.zeros(q.shape, dtype=q.dtype)
     dv = np.zeros(q.shape, dtype=q.dtype)
     backward = _compiled(_backward, "backward", q.dtype)
-    backward(q, k, v, out, dout, lse, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale,
-             dropout_p > 0, _block_rows(seq, q.itemsize), dq, dk, dv)
+    with _one_head_per_chunk():
+        backward(q, k, v, out, dout, lse, keys, counts, no_keys, 1.0 / math.sqrt(dims), lo, hi, threshold,
+                 keep_scale, dropout_p > 0, _block_rows(seq, q.itemsize), dq, dk, dv)
     return dq, dk, dv
