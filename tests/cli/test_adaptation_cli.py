@@ -2,29 +2,16 @@
 train mlm → perplexity → fill-mask --compare → zero-shot / few-shot → probe-bias; train classification →
 convert → distill."""
 import json
-import shutil
 
 import pytest
 
 from minitransfer.cli import main
-from minitransfer.models import BertForMaskedLM, BertForSequenceClassification, ModelConfig
+from minitransfer.models import BertForMaskedLM
 from minitransfer.tasks import shipped_data_path
 
 REVIEWS = str(shipped_data_path("movie_reviews/reviews.txt"))
 SST_TRAIN = str(shipped_data_path("sst2/train_subset.tsv"))
 SST_DEV = str(shipped_data_path("sst2/dev.tsv"))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, minilm_path):
-    """A tiny random BERT body (no MLM head, like MiniLM) with MiniLM's tokenizer."""
-    path = tmp_path_factory.mktemp("tiny")
-    config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         max_position_embeddings=64)
-    BertForSequenceClassification(config).body.save_pretrained(path)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, path / name)
-    return path
 
 
 @pytest.fixture(scope="module")

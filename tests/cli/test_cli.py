@@ -1,28 +1,14 @@
 """The command line end to end on a tiny random BERT and real sentences: train, eval, predict, compare."""
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from minitransfer.cli import main
-from minitransfer.models import BertForSequenceClassification, ModelConfig
 
 TRAIN = [("a charming and often affecting journey", 1), ("unflinchingly bleak and desperate", 0),
          ("the best film of the year", 1), ("a flat , lifeless rehash", 0)] * 6
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, minilm_path):
-    """A tiny random BERT with MiniLM's vocabulary, saved as a pretrained checkpoint with its tokenizer."""
-    path = tmp_path_factory.mktemp("tiny")
-    config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         max_position_embeddings=64)
-    BertForSequenceClassification(config).body.save_pretrained(path)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, path / name)
-    return path
 
 
 @pytest.fixture(scope="module")

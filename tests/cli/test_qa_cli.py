@@ -4,10 +4,9 @@ import json
 from minitransfer.cli import main
 from minitransfer.tasks.squad import sample_path
 from minitransfer.training.qa import QuestionAnswerer
-from tests.cli.test_cli import tiny_model  # noqa: F401 (fixture)
 
 
-def test_train_predict_evaluate_and_ask(tiny_model, tmp_path, capsys):  # noqa: F811
+def test_train_predict_evaluate_and_ask(tiny_model, tmp_path, capsys):
     out = tmp_path / "qa"
     assert main(["train", "qa", "--model", str(tiny_model), "--train", str(sample_path()), "--out", str(out),
                  "--max-steps", "2", "--batch-size", "4", "--max-length", "64", "--doc-stride", "16",
@@ -31,6 +30,6 @@ def test_train_predict_evaluate_and_ask(tiny_model, tmp_path, capsys):  # noqa: 
     assert context[result["start"]:result["end"]] == result["answer"]
 
 
-def test_empty_question_is_a_clear_error(tiny_model, tmp_path, capsys):  # noqa: F811
+def test_empty_question_is_a_clear_error(tiny_model, tmp_path, capsys):
     assert main(["qa", str(tiny_model), "--question", " ", "--context", "text"]) == 2
     assert "question is empty" in capsys.readouterr().err
