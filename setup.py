@@ -5,7 +5,7 @@ finds its attention and fused kernels wherever it is installed.
 """
 from setuptools import find_packages, setup
 
-TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0"]
+TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0", "matplotlib"]
 
 setup(
     name="minitransfer",
