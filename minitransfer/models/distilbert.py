@@ -14,6 +14,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
+from minitransfer.nn.layers import apply_layers
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
@@ -84,11 +85,7 @@ class Transformer(Module):
         self.layer = ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
     def forward(self, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
-        states = [x]
-        for block in self.layer:
-            x = block(x, key_padding_mask)
-            states.append(x)
-        return x, (tuple(states) if output_hidden_states else None)
+        return apply_layers(self.layer, x, key_padding_mask, output_hidden_states)
 
 
 class DistilBertModel(PreTrainedModel):

@@ -76,3 +76,12 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def apply_layers(layers, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
+    """Run transformer blocks in order: (last hidden state, every block's input and output if asked, else None)."""
+    states = [x]
+    for block in layers:
+        x = block(x, key_padding_mask)
+        states.append(x)
+    return x, (tuple(states) if output_hidden_states else None)
