@@ -10,7 +10,7 @@ import json
 from minitransfer.cli.classification_commands import FORMATS, add_training_flags, training_arguments
 from minitransfer.errors import InputError
 
-PERPLEXITY_HELP = ("held-out figures are masked-LM pseudo-perplexity: exp(mean MLM loss) over one fixed, seeded 15%% "
+PERPLEXITY_HELP = ("held-out figures are masked-LM pseudo-perplexity: exp(mean MLM loss) over one fixed, seeded 15% "
                    "masking of the held-out text (the same positions for every model), not a left-to-right perplexity")
 
 
@@ -123,7 +123,7 @@ def register_zero_shot(commands) -> None:
                    help="one word per label, in label-id order, comma-separated (default: terrible,great)")
     p.add_argument("--compare-classifier", action="store_true",
                    help="also fine-tune a classification head on the same K examples (same steps, same protocol)")
-    p.add_argument("--format", choices=FORMATS, help="file layout of --data (detected when omitted)")
+    p.add_argument("--format", choices=FORMATS, help="file layout of --data and --train (detected when omitted)")
     p.set_defaults(func=zero_shot)
 
 
@@ -142,6 +142,8 @@ def zero_shot(args: argparse.Namespace) -> None:
     from minitransfer.training.few_shot import few_shot_sweep
     from minitransfer.training.few_shot import zero_shot as run_zero_shot
 
+    if args.resume:
+        raise InputError("zero-shot runs keep no checkpoint to resume: rerun without --resume")
     pattern = args.pattern or DEFAULT_PATTERN
     verbalizer = [w.strip() for w in args.verbalizer.split(",")] if args.verbalizer else list(DEFAULT_VERBALIZER)
     if not args.few_shot:

@@ -80,6 +80,15 @@ def write_examples(data: ClassificationDataset, indices: np.ndarray, path: Path)
     return path
 
 
+def _read_run_data(model: str, train_file: str, eval_file: str, eval_format: str | None,
+                   max_eval_examples: int | None):
+    """(tokenizer, the k training examples, the evaluation set labeled with the training set's label names)."""
+    train = read_classification_file(train_file)
+    dev = read_classification_file(eval_file, eval_format, label_names=train.label_names,
+                                   max_examples=max_eval_examples)
+    return AutoTokenizer.from_pretrained(model), train, dev
+
+
 def train_and_score(module, args: TrainingArguments, train_set, dev_set, tokenizer, label_names: list[str],
                     keep_model: bool = False) -> dict:
     """The shared protocol: train for the set steps (no checkpoints, no evaluation on the way), then score once."""
@@ -94,11 +103,10 @@ def train_and_score(module, args: TrainingArguments, train_set, dev_set, tokeniz
 
 def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments,
                     pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER, max_length: int = 128,
-                    max_eval_examples: int | None = None, keep_model: bool = False) -> dict:
+                    max_eval_examples: int | None = None, keep_model: bool = False,
+                    eval_format: str | None = None) -> dict:
     """PET fine-tuning of the whole MLM model on the examples of `train_file`, then one evaluation."""
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    train = read_classification_file(train_file)
-    dev = read_classification_file(eval_file, label_names=train.label_names, max_examples=max_eval_examples)
+    tokenizer, train, dev = _read_run_data(model, train_file, eval_file, eval_format, max_eval_examples)
     _check_verbalizer(verbalizer, train)
     mt_random.manual_seed(args.seed)
     mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
@@ -109,11 +117,10 @@ def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingA
 
 
 def classifier_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments, max_length: int = 128,
-                        max_eval_examples: int | None = None, keep_model: bool = False) -> dict:
+                        max_eval_examples: int | None = None, keep_model: bool = False,
+                        eval_format: str | None = None) -> dict:
     """The baseline: a new classification head on `model`, fine-tuned on the same examples, evaluated once."""
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    train = read_classification_file(train_file)
-    dev = read_classification_file(eval_file, label_names=train.label_names, max_examples=max_eval_examples)
+    tokenizer, train, dev = _read_run_data(model, train_file, eval_file, eval_format, max_eval_examples)
     mt_random.manual_seed(args.seed)
     classifier, _ = load_classifier(model, train.num_labels, train.label_names, Recipe())
     return train_and_score(classifier, args, encode_classification(train, tokenizer, max_length),
@@ -142,10 +149,10 @@ def few_shot_sweep(model: str, train_file: str, eval_file: str, ks: list[int], s
                 print(f"few-shot {method}: k={k}, seed={seed}")
                 if method == "prompt":
                     metrics = prompt_few_shot(model, str(sample), eval_file, run_args, pattern, verbalizer, max_length,
-                                              max_eval_examples)
+                                              max_eval_examples, eval_format=data_format)
                 else:
                     metrics = classifier_few_shot(model, str(sample), eval_file, run_args, max_length,
-                                                  max_eval_examples)
+                                                  max_eval_examples, eval_format=data_format)
                 print(f"few-shot {method}: k={k}, seed={seed}: accuracy {metrics['accuracy']:.4f}")
                 runs.append({"k": k, "seed": seed, "method": method, **metrics})
     summary: dict = {}

@@ -109,6 +109,7 @@ def test_distill_reports_accuracy_and_speed(tiny_model, tmp_path, capsys):
     (["zero-shot", "--model", "x", "--data", SST_DEV, "--few-shot", "16"], "--few-shot needs --train"),
     (["zero-shot", "--model", "x", "--data", SST_DEV, "--few-shot", "a,b", "--train", "t"], "comma-separated integers"),
     (["probe-bias", "--model", "x", "--no-builtin"], "leaves no template pair"),
+    (["zero-shot", "--model", "x", "--data", SST_DEV, "--resume"], "no checkpoint to resume"),
 ])
 def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
