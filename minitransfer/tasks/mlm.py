@@ -20,7 +20,7 @@ from minitransfer.autograd import Tensor, no_grad
 from minitransfer.backend import get_array_module
 from minitransfer.errors import InputError
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn import Module
+from minitransfer.nn.wrapper import ModelWrapper
 from minitransfer.tasks.batching import LABEL_PAD, SEQUENCE_KEYS, ArrayDataset, pad_collate
 
 
@@ -221,7 +221,7 @@ def masked_lm_loss(model, batch: dict, labels) -> Tensor:
     return ops.cross_entropy(token_logits_at(model, batch, rows, cols), labels[rows, cols])
 
 
-class MaskedLMLoss(Module):
+class MaskedLMLoss(ModelWrapper):
     """Wraps a masked-LM model for the Trainer: forward(input_ids, ..., labels) → ModelOutput(loss).
 
     Saving, loading and weight tying pass through to the wrapped model, so checkpoints keep its names.
@@ -236,18 +236,6 @@ class MaskedLMLoss(Module):
         if labels is None:
             return ModelOutput(logits=self.model(input_ids, attention_mask, token_type_ids).logits)
         return ModelOutput(loss=masked_lm_loss(self.model, batch, labels))
-
-    def save_pretrained(self, directory) -> None:
-        self.model.save_pretrained(directory)
-
-    def state_dict(self):
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict, strict: bool = True):
-        return self.model.load_state_dict(state, strict)
-
-    def tie_weights(self) -> None:
-        self.model.tie_weights()
 
 
 def masked_lm_perplexity(model, dataset: ArrayDataset, batch_size: int = 64) -> dict:

@@ -13,7 +13,7 @@ from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.errors import InputError
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn import Module
+from minitransfer.nn.wrapper import ModelWrapper
 from minitransfer.tasks.batching import SEQUENCE_KEYS, ArrayDataset
 from minitransfer.tasks.classification_data import ClassificationDataset
 from minitransfer.tasks.mlm import token_logits_at
@@ -93,7 +93,7 @@ def verbalizer_logits(model, batch: dict, mask_positions, token_ids: np.ndarray)
     return token_logits_at(model, batch, rows, positions, token_ids)
 
 
-class PromptClassifier(Module):
+class PromptClassifier(ModelWrapper):
     """A masked-LM model used as a classifier through a verbalizer: logits (batch, num_labels).
 
     forward(input_ids, attention_mask, token_type_ids, mask_positions, labels=None) → ModelOutput(logits[, loss])
@@ -115,18 +115,6 @@ class PromptClassifier(Module):
         if labels is not None:
             out.loss = ops.cross_entropy(logits, labels.data if isinstance(labels, Tensor) else labels)
         return out
-
-    def save_pretrained(self, directory) -> None:
-        self.model.save_pretrained(directory)
-
-    def state_dict(self):
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict, strict: bool = True):
-        return self.model.load_state_dict(state, strict)
-
-    def tie_weights(self) -> None:
-        self.model.tie_weights()
 
 
 def sample_few_shot(dataset: ClassificationDataset, k: int, seed: int = 0) -> np.ndarray:

@@ -21,7 +21,7 @@ from minitransfer.backend import get_array_module, to_device, to_numpy
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn import Module
+from minitransfer.nn.wrapper import ModelWrapper
 from minitransfer.tasks.batching import SEQUENCE_KEYS, ArrayDataset
 from minitransfer.tasks.classification import encode_classification, make_compute_metrics
 from minitransfer.tasks.classification_data import read_classification_file
@@ -56,11 +56,13 @@ def distillation_loss(student_logits: Tensor, teacher_logits, labels=None, tempe
     return loss
 
 
-class DistillationModel(Module):
+class DistillationModel(ModelWrapper):
     """The student wrapped for the Trainer: forward(..., labels, teacher_logits) → ModelOutput(logits, loss).
 
     Without teacher_logits (evaluation) the loss is the plain cross-entropy. Saving passes through to the student.
     """
+
+    wrapped = "student"
 
     def __init__(self, student, temperature: float = 2.0, alpha: float = 0.5):
         super().__init__()
@@ -72,18 +74,6 @@ class DistillationModel(Module):
         if teacher_logits is not None:
             out.loss = distillation_loss(out.logits, teacher_logits, labels, self.temperature, self.alpha)
         return out
-
-    def save_pretrained(self, directory) -> None:
-        self.student.save_pretrained(directory)
-
-    def state_dict(self):
-        return self.student.state_dict()
-
-    def load_state_dict(self, state: dict, strict: bool = True):
-        return self.student.load_state_dict(state, strict)
-
-    def tie_weights(self) -> None:
-        pass
 
 
 def predict_logits(model, dataset: ArrayDataset, batch_size: int = 64) -> np.ndarray:
