@@ -31,7 +31,10 @@ import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
+from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic, models, register_model
+
+from .numba_cache import tolerate_cache_failures
 
 VECTOR_BYTES = 32  # one AVX2 register; LLVM splits it on narrower targets, so results stay right
 TILE_ROWS = 4  # microkernel rows: 4 rows x 2 vectors = 8 accumulators, half the AVX2 register file
@@ -586,6 +589,9 @@ def _signature(kind: str, dtype):
     made = [t[:, :, :, ::1], t[:, :, ::1]] if kind == "forward" else [t[:, :, :, ::1]] * 3
     return types.void(*given, *layout, *made)
 
+
+# A failed cache save (processes racing on one index) must not fail the call: see numba_cache.py.
+tolerate_cache_failures(*[f for f in list(globals().values()) if isinstance(f, Dispatcher)])
 
 _ready: set = set()
 

@@ -21,6 +21,7 @@ _GOLDEN_HI = 0x85EBCA77
 def _build():
     global _kernel
     if _kernel is None:
+        from minitransfer.kernels.numba_cache import tolerate_cache_failures  # noqa: PLC0415
         from numba import njit  # noqa: PLC0415 (imported on first use)
 
         mask32 = np.uint64(0xFFFFFFFF)
@@ -44,6 +45,7 @@ def _build():
                 out[i] = x[i] * scale if h >= threshold else x[i] * 0
             return out
 
+        tolerate_cache_failures(apply)  # a failed cache save must not fail the call
         _kernel = apply
     return _kernel
 

@@ -27,6 +27,7 @@ def _build():
     global _kernels
     if _kernels is None:
         from minitransfer.kernels.fast_math_cpu import build  # noqa: PLC0415
+        from minitransfer.kernels.numba_cache import tolerate_cache_failures  # noqa: PLC0415
         from numba import njit  # noqa: PLC0415 (imported on first use)
 
         erf32, exp32 = build()
@@ -46,6 +47,7 @@ def _build():
                 cdf = f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
                 out[i] = gy[i] * (cdf + v * exp32(f32(-0.5) * v * v) * inv_sqrt_2pi)
 
+        tolerate_cache_failures(forward, backward)  # a failed cache save must not fail the call
         _kernels = forward, backward
     return _kernels
 

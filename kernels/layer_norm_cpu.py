@@ -25,6 +25,7 @@ _ROWS_PER_BLOCK = 64  # rows summed into one partial weight/bias-gradient row: k
 def _build():
     global _kernels
     if _kernels is None:
+        from minitransfer.kernels.numba_cache import tolerate_cache_failures  # noqa: PLC0415
         from numba import njit  # noqa: PLC0415 (imported on first use)
 
         @njit(fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
@@ -66,6 +67,7 @@ def _build():
                         xhat = (x[r, j] - m) * s
                         gx[r, j] = s * (gy[r, j] * weight[j] - mean_g - xhat * mean_gx)
 
+        tolerate_cache_failures(forward, backward)  # a failed cache save must not fail the call
         _kernels = forward, backward
     return _kernels
 
