@@ -28,6 +28,7 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
     seed: int = 42
+    group_by_length: bool = False  # batch examples of similar length together (less padding, faster)
     logging_steps: int = 10
     eval_every_epoch: bool = True
     eval_steps: int = 0  # > 0: also evaluate every this many optimizer steps

@@ -27,7 +27,7 @@ from minitransfer.autograd import no_grad
 from minitransfer.errors import CheckpointError, InputError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
-from minitransfer.tasks.batching import epoch_order, make_batches, pad_collate
+from minitransfer.tasks.batching import epoch_order, example_lengths, length_grouped_order, make_batches, pad_collate
 from minitransfer.training.arguments import TrainingArguments
 
 EvaluateFn = Callable[["Trainer"], dict]
@@ -147,6 +147,7 @@ class Trainer:
             plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "curves.png")
         return final
 
+    _lengths: np.ndarray | None = None  # training examples' token counts, for group_by_length
     _position: tuple[int, int] = (0, 0)  # (epoch, optimizer steps done in it): where a resumed run restarts
 
     def _epoch_steps(self, epoch: int) -> list[list[np.ndarray]]:
@@ -155,7 +156,12 @@ class Trainer:
         A trailing group shorter than gradient_accumulation_steps is dropped (unless it is the only one).
         """
         size, accum = self.args.per_device_train_batch_size, self.args.gradient_accumulation_steps
-        order = epoch_order(len(self.train_dataset), self.args.seed, epoch)
+        if self.args.group_by_length:
+            if self._lengths is None:
+                self._lengths = example_lengths(self.train_dataset)
+            order = length_grouped_order(self._lengths, size, self.args.seed, epoch)
+        else:
+            order = epoch_order(len(self.train_dataset), self.args.seed, epoch)
         batches = [order[i:i + size] for i in range(0, len(order), size)]
         steps = [batches[i:i + accum] for i in range(0, len(batches) - accum + 1, accum)]
         return steps or [batches]

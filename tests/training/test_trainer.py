@@ -7,7 +7,7 @@ import pytest
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
 from minitransfer.random import manual_seed
-from minitransfer.tasks.batching import ArrayDataset, pad_collate
+from minitransfer.tasks.batching import ArrayDataset, epoch_order, example_lengths, length_grouped_order, pad_collate
 from minitransfer.training import Trainer, TrainingArguments
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
@@ -77,6 +77,35 @@ def test_interrupted_run_resumes_on_the_same_loss_curve(tmp_path):
     resumed = make_trainer(tmp_path / "b", max_steps=30)
     resumed.train(resume=True)
     np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
+
+
+def test_group_by_length_is_a_shuffled_permutation_with_less_padding():
+    lengths = np.random.default_rng(0).integers(3, 60, 1000)
+    order = length_grouped_order(lengths, batch_size=8, seed=1, epoch=0, megabatch_batches=10)
+    assert sorted(order) == list(range(1000))  # every example once
+    assert lengths[order[0]] == lengths.max()  # the longest batch comes first: a batch too big fails at once
+    padded = lambda o: sum(lengths[o[i:i + 8]].max() * len(o[i:i + 8]) for i in range(0, len(o), 8))  # noqa: E731
+    assert padded(order) < 0.75 * padded(epoch_order(1000, 1, 0))
+    np.testing.assert_array_equal(order, length_grouped_order(lengths, 8, 1, 0, 10))  # replayable on resume
+    assert not np.array_equal(order, length_grouped_order(lengths, 8, 1, 1, 10))  # a new order each epoch
+
+
+def test_group_by_length_trains_and_resumes_on_the_same_curve(tmp_path):
+    assert example_lengths(toy_dataset()).tolist() == toy_dataset().arrays["attention_mask"].sum(1).tolist()
+    straight = make_trainer(tmp_path / "a", max_steps=30, group_by_length=True)
+    straight.train()
+    first = make_trainer(tmp_path / "b", max_steps=30, group_by_length=True)
+    first.__class__ = InterruptedTrainer
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    make_trainer(tmp_path / "b", max_steps=30, group_by_length=True).train(resume=True)
+    np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
+    assert not np.allclose(losses(tmp_path / "a"), losses_of_plain_run(tmp_path / "c"))  # the order did change
+
+
+def losses_of_plain_run(path):
+    make_trainer(path, max_steps=30).train()
+    return losses(path)
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
