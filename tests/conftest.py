@@ -4,7 +4,8 @@ import pytest
 SENTENCES = [
     "it 's a charming and often affecting journey .",
     "unflinchingly bleak and desperate",
-    "the movie was a flat , lifeless rehash of better films that came before it , and nobody in the audience laughed once .",
+    "the movie was a flat , lifeless rehash of better films that came before it , "
+    "and nobody in the audience laughed once .",
     "Amrozi accused his brother, whom he called \"the witness\", of deliberately distorting his evidence.",
     "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005.",
     "yes",

@@ -513,14 +513,16 @@ def load_torch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except CheckpointError:
         raise
     except _CorruptPickle as e:
-        raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint: {e}; download or save it again.") from None
+        raise CheckpointError(
+            f"{path} is corrupt or not a PyTorch checkpoint: {e}; download or save it again.") from None
     except zipfile.BadZipFile as e:
         raise CheckpointError(
             f"{path} is truncated or corrupt: it starts like a torch.save zip archive, but the archive cannot be "
             f"read ({e}); download or save it again."
         ) from None
     except (EOFError, pickle.UnpicklingError) as e:
-        problem = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "corrupt or not a PyTorch checkpoint"
+        truncated = isinstance(e, EOFError) or "truncated" in str(e)
+        problem = "truncated" if truncated else "corrupt or not a PyTorch checkpoint"
         raise CheckpointError(f"{path} is {problem} ({e}); download or save it again.") from None
     except Exception as e:  # noqa: BLE001 - any failure inside a foreign pickle means a bad file
         raise CheckpointError(

@@ -48,7 +48,8 @@ class AdamW:
 
     def _add_param_group(self, group: dict, index: int, seen: set[int]) -> None:
         if not isinstance(group, dict) or "params" not in group:
-            raise ConfigError(f"AdamW param group {index} must be a dict with a 'params' key, got {type(group).__name__}")
+            raise ConfigError(
+                f"AdamW param group {index} must be a dict with a 'params' key, got {type(group).__name__}")
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         for p in params:
@@ -114,7 +115,8 @@ class AdamW:
         buf = self._scratch.get(key)
         if buf is None or buf.size < param.size:
             # sized for the largest trainable parameter, so it is allocated once per training run
-            size = max([param.size] + [p.size for p in self._all_params() if p.requires_grad and p.dtype == param.dtype])
+            same = [p.size for p in self._all_params() if p.requires_grad and p.dtype == param.dtype]
+            size = max([param.size, *same])
             buf = self._scratch[key] = xp.empty(size, dtype=param.dtype)
         return buf[: param.size].reshape(param.shape)
 

@@ -58,7 +58,8 @@ CASES = [
     ("gather_repeated", lambda a: a[np.array([0, 2, 0])], [r(3, 4)]),
     ("advanced_pair", lambda a: a[np.array([0, 1, 1]), np.array([2, 0, 2])], [r(2, 3)]),
     ("embedding", lambda w: ops.embedding(IDS, w), [r(5, 3)]),
-    ("embedding_padding_idx", lambda w: ops.embedding(IDS, w) * 1.0 + ops.embedding(IDS, w, padding_idx=4).sum() * 0.0, [r(5, 3)]),
+    ("embedding_padding_idx",
+     lambda w: ops.embedding(IDS, w) * 1.0 + ops.embedding(IDS, w, padding_idx=4).sum() * 0.0, [r(5, 3)]),
     ("concat", lambda a, b: ops.concat([a, b], axis=1), [r(2, 3), r(2, 2)]),
     ("where", lambda a, b: ops.where(np.array([[True, False, True]]), a, b), [r(2, 3), r(2, 3)]),
     ("masked_fill", lambda a: ops.masked_fill(a, np.array([True, False, False, True]), -5.0), [r(3, 4)]),
@@ -75,7 +76,8 @@ CASES = [
     ("layer_norm", lambda x, w, b: ops.layer_norm(x, w, b, eps=1e-5), [r(2, 3, 6), r(6), r(6)]),
     ("cross_entropy", lambda x: ops.cross_entropy(x, TARGETS), [r(5, 3)]),
     ("attention", lambda q, k, v: ops.attention(q, k, v), [r(2, 2, 4, 3), r(2, 2, 4, 3), r(2, 2, 4, 3)]),
-    ("attention_masked", lambda q, k, v: ops.attention(q, k, v, PADDING), [r(2, 2, 4, 3), r(2, 2, 4, 3), r(2, 2, 4, 3)]),
+    ("attention_masked", lambda q, k, v: ops.attention(q, k, v, PADDING),
+     [r(2, 2, 4, 3), r(2, 2, 4, 3), r(2, 2, 4, 3)]),
 ]
 
 
@@ -103,7 +105,7 @@ def test_attention_dropout_gradient_matches_finite_differences_with_a_fixed_mask
         drop = (rng.random((1, 2, 4, 4)) > 0.3) / 0.7
 
         def forward(self, q, k, v):
-            out = super().forward(q, k, v)
+            super().forward(q, k, v)
             self.drop_mask = self.drop
             return (self.probs * self.drop) @ v
 
@@ -133,5 +135,6 @@ def test_cross_entropy_with_every_target_ignored_is_zero_with_zero_gradient():
 
 def test_float32_stays_float32():
     a = Tensor(r(2, 3).astype(np.float32), requires_grad=True)
-    for y in [a * 2.0, 1.0 - a, ops.gelu(a), ops.softmax(a), a / 3, ops.layer_norm(a, Tensor(np.ones(3, np.float32)), Tensor(np.zeros(3, np.float32)))]:
+    ones, zeros = Tensor(np.ones(3, np.float32)), Tensor(np.zeros(3, np.float32))
+    for y in [a * 2.0, 1.0 - a, ops.gelu(a), ops.softmax(a), a / 3, ops.layer_norm(a, ones, zeros)]:
         assert y.dtype == np.float32

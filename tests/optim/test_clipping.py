@@ -26,7 +26,7 @@ def test_matches_torch(scale, max_norm):
 
     assert isinstance(norm, float)
     assert norm == pytest.approx(tnorm, rel=1e-6)
-    for p, t, g in zip(params, tparams, grads):
+    for p, t in zip(params, tparams):
         np.testing.assert_allclose(p.grad.data, t.grad.numpy(), rtol=1e-6, atol=1e-9)
     clipped = np.sqrt(sum(float((p.grad.data.astype(np.float64) ** 2).sum()) for p in params[:-1]))
     assert clipped == pytest.approx(min(norm, max_norm), rel=1e-5)

@@ -96,7 +96,8 @@ def test_sms(tmp_path):
     assert detect_format(path) == "sms"
     ds = read_classification_file(path)
     assert ds.label_names == ["ham", "spam"]
-    assert ds.examples == [Example('WIN a "free" prize now', None, 1), Example("Ok lar... Joking wif u oni...", None, 0)]
+    assert ds.examples == [Example('WIN a "free" prize now', None, 1),
+                           Example("Ok lar... Joking wif u oni...", None, 0)]
 
 
 def test_sms_only_ham_keeps_both_labels(tmp_path):
