@@ -11,6 +11,7 @@ from minitransfer.tasks.batching import ArrayDataset
 from minitransfer.tasks.squad import (
     article_split,
     evaluate,
+    overlap_sentence_baseline,
     postprocess_predictions,
     prepare_eval_features,
     prepare_train_features,
@@ -50,6 +51,10 @@ def train_qa(model: str, train_file: str, eval_file: str | None, args: TrainingA
     dev_features = prepare_eval_features(dev_examples, tokenizer, max_length, doc_stride, cache_dir)
     print(f"{len(train_examples)} training questions → {len(train_features)} windows; "
           f"{len(dev_examples)} validation questions → {len(dev_features)} windows")
+    # What the validation EM/F1 should be read against: a model-free answer on the same questions.
+    baseline = evaluate(dev_examples, overlap_sentence_baseline(dev_examples))
+    print(f"trivial baseline on these validation questions (first 3 words of the context sentence sharing most "
+          f"words with the question): EM {baseline['exact_match']:.2f}, F1 {baseline['f1']:.2f}")
     mt_random.manual_seed(args.seed)
     qa_model = AutoModelForQuestionAnswering.from_pretrained(model)
     dataset = ArrayDataset({**train_features.model_inputs(), "start_positions": train_features.start_positions,

@@ -13,6 +13,7 @@ def test_train_predict_evaluate_and_ask(tiny_model, tmp_path, capsys):
                  "--max-train-examples", "16", "--max-eval-examples", "8", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "held out for validation" in printed and '"f1"' in printed
+    assert "trivial baseline on these validation questions" in printed  # what EM/F1 are read against
     assert json.loads((out / "qa_args.json").read_text()) == {"max_length": 64, "doc_stride": 16}
     preds = tmp_path / "predictions.json"
     assert main(["predict", "qa", str(out), "--data", str(sample_path()), "--out", str(preds)]) == 0
