@@ -5,9 +5,10 @@ Per parameter with a gradient (torch's order, bias-corrected):
     m  = m + (1 - beta1) * (g - m)            # torch's lerp
     v  = beta2 * v + (1 - beta2) * g * g
     p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
-The update runs in place on `p.data` through one reused scratch buffer, on the parameter's array module
-(NumPy or CuPy). Frozen parameters (requires_grad=False) and parameters without a gradient are skipped and
-get no state, so freezing most of a model makes the optimizer cheap too.
+The update runs in place on `p.data`: for NumPy arrays in one fused pass (kernels/adamw_cpu.py), otherwise
+(CuPy) as array operations through one reused scratch buffer. Frozen parameters (requires_grad=False) and
+parameters without a gradient are skipped and get no state, so freezing most of a model makes the optimizer
+cheap too.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 from minitransfer import backend
 from minitransfer.autograd import Tensor
 from minitransfer.errors import CheckpointError, ConfigError
+from minitransfer.kernels import adamw_cpu
 
 DEFAULTS_KEYS = ("lr", "betas", "eps", "weight_decay")
 
@@ -90,6 +92,14 @@ class AdamW:
                 self._update(p.data, p.grad.data, state, lr, beta1, beta2, eps, wd)
 
     def _update(self, param, grad, state, lr, beta1, beta2, eps, wd) -> None:
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if adamw_cpu.supports(param, grad, m, v):  # NumPy: one fused pass (kernels/adamw_cpu.py)
+            adamw_cpu.adamw_update(param, grad, m, v, state["step"], lr, beta1, beta2, eps, wd)
+        else:
+            self._update_composition(param, grad, state, lr, beta1, beta2, eps, wd)
+
+    def _update_composition(self, param, grad, state, lr, beta1, beta2, eps, wd) -> None:
+        """The same update as array operations through one scratch buffer (CuPy, or the kernel's reference)."""
         xp = backend.get_array_module(param)
         m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
         tmp = self._scratch_like(param, xp)

@@ -1,8 +1,8 @@
 """AdamW + schedule + clipping against torch.optim.AdamW and transformers' schedules, step by step.
 
-Tolerance: both sides do the same float32 operations in the same order; what is left is rounding
-(torch's lerp/addcdiv may fuse a multiply-add), a few ulp after 10 steps, so rtol=1e-6 with atol=1e-7
-for entries near zero.
+Tolerance: both sides do the same operations in the same order; what is left is rounding (torch rounds
+to float32 after each operation, our fused kernel once per element from float64; torch's lerp/addcdiv may
+fuse a multiply-add), a few ulp after 10 steps, so rtol=1e-6 with atol=1e-7 for entries near zero.
 """
 import pickle
 
@@ -195,3 +195,24 @@ def test_bad_param_lists_are_reported():
         AdamW([{"params": [p]}, {"params": [p]}])
     with pytest.raises(ConfigError, match="group 1"):
         AdamW([{"params": [p]}, {"params": [], "lr": -1.0}])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernel_matches_the_array_composition(dtype):
+    """kernels/adamw_cpu.py (what NumPy parameters take) against the composition CuPy takes, 10 steps."""
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((33, 17)).astype(dtype)
+    fused, composed = Parameter(start.copy()), Parameter(start.copy())
+    opt_fused = AdamW([fused], lr=1e-2, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    opt_composed = AdamW([composed], lr=1e-2, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    opt_composed._update = opt_composed._update_composition  # the reference path, on NumPy arrays
+    for _ in range(10):
+        g = rng.standard_normal((33, 17)).astype(dtype)
+        fused.grad, composed.grad = Tensor(g.copy()), Tensor(g.copy())
+        opt_fused.step()
+        opt_composed.step()
+    tol = {"rtol": 1e-12, "atol": 1e-14} if dtype == np.float64 else {"rtol": 1e-6, "atol": 1e-7}
+    np.testing.assert_allclose(fused.data, composed.data, **tol)
+    for key in ("exp_avg", "exp_avg_sq"):
+        np.testing.assert_allclose(opt_fused.state[id(fused)][key], opt_composed.state[id(composed)][key], **tol)
+    assert fused.data.dtype == dtype and np.abs(fused.data - start).mean() > 1e-2  # it did train

@@ -1,0 +1,136 @@
+"""The fused CPU kernels beside the NumPy compositions they replaced and PyTorch's ops, at MiniLM's shapes.
+
+    python benchmarks/bench_kernels.py [--repeats N]
+
+A kernel stays in kernels/ only while this shows it beating the composition it replaced (issue 6). Rows:
+
+  LayerNorm fwd / bwd   (32, 128, 384) float32   kernels/layer_norm_cpu.py  vs  layer_norm_reference_* (NumPy)
+  GELU fwd / bwd        (32, 128, 1536) float32  kernels/gelu_cpu.py        vs  kernels/gelu.py (numba ufunc over
+                                                                                math.erf, the first version)
+  dropout fwd + bwd     (32, 128, 384) p=0.1     kernels/dropout_cpu.py     vs  a stored NumPy keep-mask
+  AdamW step            all 22.7M MiniLM params  kernels/adamw_cpu.py       vs  AdamW._update_composition (NumPy ops
+                                                                                through one scratch buffer; CuPy's path)
+  clip_grad_norm_       same                     minitransfer.optim         vs  torch.nn.utils.clip_grad_norm_
+
+ms = median of `repeats` timed calls after one warm-up; "fused / composition" = composition ms / fused ms,
+"vs torch" = torch ms / fused ms (both above 1: the fused kernel is faster). torch runs with all cores.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    import torch
+    from minitransfer.kernels import dropout_cpu, gelu, gelu_cpu, layer_norm_cpu
+
+    import minitransfer as mt
+    from minitransfer.optim import AdamW, clip_grad_norm_
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    r = args.repeats
+    rows = []
+
+    def row(name, fused, composition, torch_fn):
+        f = common.median(common.time_ms(fused, r))
+        c = common.median(common.time_ms(composition, r)) if composition else None
+        t = common.median(common.time_ms(torch_fn, r)) if torch_fn else None
+        rows.append((name, f, c, t))
+        print(_format(rows[-1]), flush=True)
+
+    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; machine: {common.cpu_model()}, "
+          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}")
+    print(f"numpy BLAS: {common.blas_description()}; median of {r} after 1 warm-up")
+    print(f"{'op':<34}{'fused ms':>10}{'composition ms':>16}{'torch ms':>10}{'fused/comp.':>13}{'vs torch':>10}")
+
+    # LayerNorm
+    x = rng.standard_normal((32, 128, 384), dtype=np.float32)
+    gy = rng.standard_normal(x.shape, dtype=np.float32)
+    w, b = rng.standard_normal(384, dtype=np.float32), rng.standard_normal(384, dtype=np.float32)
+    _, mean, rstd = layer_norm_cpu.layer_norm_forward(x, w, b, 1e-12)
+    xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
+    row("LayerNorm forward (32,128,384)", lambda: layer_norm_cpu.layer_norm_forward(x, w, b, 1e-12),
+        lambda: layer_norm_cpu.layer_norm_reference_forward(x, w, b, 1e-12),
+        lambda: torch.nn.functional.layer_norm(xt, (384,), wt, bt, 1e-12))
+    xg = xt.clone().requires_grad_(True)
+    yt = torch.nn.functional.layer_norm(xg, (384,), wt.requires_grad_(True), bt.requires_grad_(True), 1e-12)
+    gyt = torch.from_numpy(gy)
+    row("LayerNorm backward", lambda: layer_norm_cpu.layer_norm_backward(x, gy, w, mean, rstd),
+        lambda: layer_norm_cpu.layer_norm_reference_backward(x, gy, w, 1e-12),
+        lambda: torch.autograd.grad(yt, (xg, wt, bt), gyt, retain_graph=True))
+
+    # GELU
+    h = rng.standard_normal((32, 128, 1536), dtype=np.float32)
+    gh = rng.standard_normal(h.shape, dtype=np.float32)
+    ht = torch.from_numpy(h)
+    row("GELU forward (32,128,1536)", lambda: gelu_cpu.gelu_forward(h), lambda: gelu.gelu_forward(h),
+        lambda: torch.nn.functional.gelu(ht))
+    hg = ht.clone().requires_grad_(True)
+    ygt = torch.nn.functional.gelu(hg)
+    ght = torch.from_numpy(gh)
+    row("GELU backward", lambda: gelu_cpu.gelu_backward(h, gh), lambda: gelu.gelu_backward(h, gh),
+        lambda: torch.autograd.grad(ygt, hg, ght, retain_graph=True))
+
+    # dropout, forward + backward: the fused mask is a hash of (seed, index), regenerated instead of stored
+    def stored_mask_dropout():
+        keep = rng.random(x.shape, dtype=np.float32) >= 0.1
+        scaled = keep * np.float32(1 / 0.9)
+        return x * scaled, gy * scaled
+
+    xd = xt.clone().requires_grad_(True)
+
+    def torch_dropout():
+        y = torch.nn.functional.dropout(xd, 0.1, training=True)
+        return torch.autograd.grad(y, xd, gyt)
+
+    row("dropout p=0.1 fwd+bwd (32,128,384)",
+        lambda: (dropout_cpu.dropout_apply(x, 7, 0.1), dropout_cpu.dropout_apply(gy, 7, 0.1)),
+        stored_mask_dropout, torch_dropout)
+
+    # optimizer over MiniLM's real parameter shapes
+    model = mt.AutoModel.from_pretrained("minilm")
+    params = [p for p in model.parameters()]
+    for p in params:
+        p.grad = mt.Tensor(rng.standard_normal(p.shape, dtype=np.float32) * 1e-3)
+    optimizer = AdamW(params, lr=5e-5, weight_decay=0.01)
+    composed = [mt.nn.Parameter(p.data.copy()) for p in params]
+    for c, p in zip(composed, params):
+        c.grad = p.grad
+    composition = AdamW(composed, lr=5e-5, weight_decay=0.01)
+    composition._update = composition._update_composition
+    tparams = [torch.from_numpy(p.data.copy()).requires_grad_(True) for p in params]
+    for tp, p in zip(tparams, params):
+        tp.grad = torch.from_numpy(p.grad.data.copy())
+    topt = {fe: torch.optim.AdamW(tparams, lr=5e-5, weight_decay=0.01, foreach=fe) for fe in (False, True)}
+    n = sum(p.size for p in params)
+    row(f"AdamW step ({n / 1e6:.1f}M params), torch foreach", optimizer.step,
+        composition.step, topt[True].step)
+    row("  same, torch foreach=False", optimizer.step, None, topt[False].step)
+    row("clip_grad_norm_ (max norm 1.0)", lambda: clip_grad_norm_(params, 1.0), None,
+        lambda: torch.nn.utils.clip_grad_norm_(tparams, 1.0))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def _format(entry) -> str:
+    name, f, c, t = entry
+    fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+    ratio = lambda a: f"{a / f:.2f}x" if a is not None else "-"  # noqa: E731
+    return f"{name:<34}{fmt(f):>10}{fmt(c):>16}{fmt(t):>10}{ratio(c):>13}{ratio(t):>10}"
+
+
+if __name__ == "__main__":
+    main()
