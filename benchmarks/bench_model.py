@@ -37,7 +37,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+# isort: off
+import minitransfer  # noqa: F401 -- before NumPy, so its OpenBLAS setting applies as it does in the CLI
 import numpy as np
+# isort: on
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common

@@ -4,7 +4,15 @@ The stack, bottom to top: backend → autograd → ops → nn → models → tas
 Names mirror Hugging Face transformers (AutoModel..., from_pretrained, save_pretrained).
 numba and CuPy are imported only when a kernel or a GPU array first needs them.
 """
-from minitransfer.autograd import Tensor, enable_grad, no_grad, set_grad_enabled
+import os
+
+# OpenBLAS's idle threads spin for ~2^28 cycles after every GEMM, holding the cores that the numba kernels run
+# on next: inside the model the attention kernel took 34 ms per call instead of 15 ms (MiniLM 32x128, 2 cores;
+# benchmarks/RESULTS.md). With a timeout of 2^4 cycles they sleep at once. It only takes effect if set before
+# NumPy loads OpenBLAS (the CLI imports minitransfer first); a value already in the environment wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from minitransfer.autograd import Tensor, enable_grad, no_grad, set_grad_enabled  # noqa: E402
 from minitransfer.errors import CheckpointError, ConfigError, InputError, MiniTransferError
 from minitransfer.models import (
     AutoConfig,
