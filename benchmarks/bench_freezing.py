@@ -25,7 +25,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -100,11 +99,7 @@ def _torch(spec, ids, mask, labels):
 
 
 def spawn(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{spec['impl']} {spec['recipe']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return common.run_in_child(__file__, spec, f"{spec['impl']} {spec['recipe']}")
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -161,12 +160,7 @@ def model_spec(name: str, tmp: Path) -> dict:
 
 
 def spawn(spec: dict) -> dict:
-    """Run one configuration in a fresh interpreter; its last stdout line is the JSON result."""
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{spec['impl']} {spec['name']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return common.run_in_child(__file__, spec, f"{spec['impl']} {spec['name']}")
 
 
 def main() -> None:

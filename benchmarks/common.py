@@ -5,11 +5,13 @@ Nothing here imports torch; the benchmarks import it themselves (bench-only depe
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -52,6 +54,17 @@ def _cpu_seconds() -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+# ---- one configuration per process ----
+def run_in_child(script: str, spec: dict, label: str) -> dict:
+    """Run `script --child JSON(spec)` in a fresh interpreter (so its peak memory is its own); its last stdout
+    line is the JSON result. `label` names the configuration in the error if the child fails."""
+    proc = subprocess.run([sys.executable, script, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---- the machine ----
