@@ -43,14 +43,12 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(0)
     r = args.repeats
-    rows = []
 
     def row(name, fused, composition, torch_fn):
         f = common.median(common.time_ms(fused, r))
         c = common.median(common.time_ms(composition, r)) if composition else None
         t = common.median(common.time_ms(torch_fn, r)) if torch_fn else None
-        rows.append((name, f, c, t))
-        print(_format(rows[-1]), flush=True)
+        print(_format((name, f, c, t)), flush=True)
 
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; machine: {common.cpu_model()}, "
           f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}")

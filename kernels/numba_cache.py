@@ -29,10 +29,9 @@ class _BestEffortCache:
         return getattr(self._wrapped, name)
 
 
-def tolerate_cache_failures(*dispatchers):
-    """Wrap each numba dispatcher's cache (idempotent); returns the first dispatcher for use as a decorator."""
+def tolerate_cache_failures(*dispatchers) -> None:
+    """Wrap each numba dispatcher's cache (idempotent)."""
     for dispatcher in dispatchers:
         cache = getattr(dispatcher, "_cache", None)
         if cache is not None and not isinstance(cache, _BestEffortCache):
             dispatcher._cache = _BestEffortCache(cache)
-    return dispatchers[0] if dispatchers else None

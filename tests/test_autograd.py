@@ -90,4 +90,3 @@ def test_numpy_on_the_left_dispatches_to_tensor():
     assert isinstance(y, Tensor)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 2.0])
-

@@ -95,10 +95,11 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, seed: int, epoch:
     longest of 32 random sentences (SST-2: 40 tokens padded per row at random, ~14 grouped).
     A pure function of (lengths, seed, epoch), like epoch_order, so a resumed run replays it."""
     order = epoch_order(len(lengths), seed, epoch)
+    if not len(order):
+        return order
     size = megabatch_batches * batch_size
     megabatches = [order[i:i + size] for i in range(0, len(order), size)]
     megabatches = [m[np.argsort(-lengths[m], kind="stable")] for m in megabatches]
-    longest = max(range(len(megabatches)), key=lambda i: lengths[megabatches[i][0]]) if megabatches else 0
-    if megabatches:
-        megabatches[0], megabatches[longest] = megabatches[longest], megabatches[0]
-    return np.concatenate(megabatches) if megabatches else order
+    longest = max(range(len(megabatches)), key=lambda i: lengths[megabatches[i][0]])
+    megabatches[0], megabatches[longest] = megabatches[longest], megabatches[0]
+    return np.concatenate(megabatches)
