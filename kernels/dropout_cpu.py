@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-_kernel = None
+_kernels = None
 _GOLDEN = 0x9E3779B1  # odd multipliers spreading consecutive indices (Weyl sequence constants)
 _GOLDEN_HI = 0x85EBCA77
 
 
 def _build():
-    global _kernel
-    if _kernel is None:
+    """(apply, keep): the dropout kernel and its inlinable per-element test keep(i, seed_lo, seed_hi, threshold)."""
+    global _kernels
+    if _kernels is None:
         from minitransfer.kernels.numba_cache import tolerate_cache_failures  # noqa: PLC0415
         from numba import njit  # noqa: PLC0415 (imported on first use)
 
@@ -35,26 +36,29 @@ def _build():
             h ^= h >> np.uint64(16)
             return h
 
+        @njit(inline="always", cache=True)
+        def keep(i, seed_lo, seed_hi, threshold):  # is flat element i kept? i: uint64
+            h = fmix32(((i & mask32) * np.uint64(_GOLDEN) + seed_lo) & mask32)
+            h = fmix32(h ^ (((i >> np.uint64(32)) * np.uint64(_GOLDEN_HI) + seed_hi) & mask32))
+            return h >= threshold
+
         @njit(error_model="numpy", cache=True)  # one thread: memory-bound, see layer_norm_cpu's note
         def apply(x, out, seed_lo, seed_hi, threshold, scale):
-            n = x.shape[0]
-            for i in range(n):
-                u = np.uint64(i)
-                h = fmix32(((u & mask32) * np.uint64(_GOLDEN) + seed_lo) & mask32)
-                h = fmix32(h ^ (((u >> np.uint64(32)) * np.uint64(_GOLDEN_HI) + seed_hi) & mask32))
-                out[i] = x[i] * scale if h >= threshold else x[i] * 0
+            for i in range(x.shape[0]):
+                out[i] = x[i] * scale if keep(np.uint64(i), seed_lo, seed_hi, threshold) else x[i] * 0
             return out
 
         tolerate_cache_failures(apply)  # a failed cache save must not fail the call
-        _kernel = apply
-    return _kernel
+        _kernels = apply, keep
+    return _kernels
 
 
 def supports(x) -> bool:
     return isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
 
 
-def _params(seed: int, p: float):
+def dropout_params(seed: int, p: float):
+    """(seed_lo, seed_hi, threshold): the uint64 words the kernels take for a 64-bit seed and drop rate p."""
     seed_lo, seed_hi = np.uint64(seed & 0xFFFFFFFF), np.uint64((seed >> 32) & 0xFFFFFFFF)
     threshold = np.uint64(min(int(round(p * 2**32)), 2**32))
     return seed_lo, seed_hi, threshold
@@ -67,13 +71,13 @@ def dropout_apply(x: np.ndarray, seed: int, p: float) -> np.ndarray:
     """
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
-    _build()(flat, out, *_params(seed, p), x.dtype.type(1.0 / (1.0 - p)))
+    _build()[0](flat, out, *dropout_params(seed, p), x.dtype.type(1.0 / (1.0 - p)))
     return out.reshape(x.shape)
 
 
 def keep_mask_reference(size: int, seed: int, p: float) -> np.ndarray:
     """The boolean keep mask of `size` flat elements for (seed, p), in NumPy (tests only)."""
-    seed_lo, seed_hi, threshold = _params(seed, p)
+    seed_lo, seed_hi, threshold = dropout_params(seed, p)
     m = np.uint64(0xFFFFFFFF)
 
     def fmix32(h):

@@ -14,7 +14,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers
+from minitransfer.nn.layers import apply_layers, dense_dropout_residual_norm, dense_gelu
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 
@@ -70,7 +70,7 @@ class BertSelfOutput(Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden: Tensor, residual: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+        return dense_dropout_residual_norm(self.dense, hidden, residual, self.LayerNorm, self.dropout)
 
 
 class BertAttention(Module):
@@ -90,6 +90,8 @@ class BertIntermediate(Module):
         self.activation = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.activation is ops.gelu:
+            return dense_gelu(self.dense, x)
         return self.activation(self.dense(x))
 
 

@@ -14,7 +14,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers
+from minitransfer.nn.layers import apply_layers, dense_dropout_residual_norm, dense_gelu
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
@@ -48,8 +48,12 @@ class MultiHeadSelfAttention(Module):
         self.dropout_p = config.attention_dropout
 
     def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        return self.out_lin(self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, key_padding_mask,
-                                           self.dropout_p, self.training))
+        return self.out_lin(self.context(x, key_padding_mask))
+
+    def context(self, x: Tensor, key_padding_mask) -> Tensor:
+        """The heads' merged output before out_lin: (B, S, dim)."""
+        return self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, key_padding_mask, self.dropout_p,
+                              self.training)
 
 
 class FFN(Module):
@@ -61,7 +65,13 @@ class FFN(Module):
         self.activation = ACTIVATIONS[config.activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.lin2(self.activation(self.lin1(x))))
+        return self.dropout(self.lin2(self.hidden(x)))
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """activation(lin1(x)): (B, S, hidden_dim)."""
+        if self.activation is ops.gelu:
+            return dense_gelu(self.lin1, x)
+        return self.activation(self.lin1(x))
 
 
 class TransformerBlock(Module):
@@ -75,8 +85,11 @@ class TransformerBlock(Module):
         self.output_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
 
     def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        x = self.sa_layer_norm(self.attention(x, key_padding_mask) + x)
-        return self.output_layer_norm(self.ffn(x) + x)
+        # The same as the docstring's formula, with each Linear's bias, dropout and residual add fused into the norm.
+        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, key_padding_mask), x,
+                                        self.sa_layer_norm)
+        return dense_dropout_residual_norm(self.ffn.lin2, self.ffn.hidden(x), x, self.output_layer_norm,
+                                           self.ffn.dropout)
 
 
 class Transformer(Module):

@@ -1,4 +1,5 @@
-"""The four layers a transformer encoder is made of: Linear, Embedding, LayerNorm, Dropout."""
+"""The four layers a transformer encoder is made of: Linear, Embedding, LayerNorm, Dropout, and the two fused
+steps that follow a Linear in every block (dense_gelu, dense_dropout_residual_norm)."""
 from __future__ import annotations
 
 import numpy as np
@@ -76,6 +77,24 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def dense_gelu(dense: Linear, x: Tensor) -> Tensor:
+    """gelu(dense(x)), with the bias added inside the GELU kernel instead of in a pass of its own."""
+    if dense.bias is None:
+        return ops.gelu(dense(x))
+    return ops.bias_gelu(ops.linear(x, dense.weight), dense.bias)
+
+
+def dense_dropout_residual_norm(dense: Linear, x: Tensor, residual: Tensor, norm: LayerNorm,
+                                dropout: Dropout | None = None) -> Tensor:
+    """norm(dropout(dense(x)) + residual) -- a post-LN block's end -- with dense's bias, the dropout and the
+    residual add fused into the LayerNorm kernel. x: (..., in); residual: (..., out)."""
+    p, training = (dropout.p, dropout.training) if dropout is not None else (0.0, False)
+    if dense.bias is None:
+        return norm(ops.dropout(dense(x), p, training) + residual)
+    return ops.bias_dropout_residual_layer_norm(ops.linear(x, dense.weight), dense.bias, residual, norm.weight,
+                                                norm.bias, norm.eps, p, training)
 
 
 def apply_layers(layers, x: Tensor, key_padding_mask, output_hidden_states: bool = False):

@@ -1,6 +1,6 @@
 """Differentiable operations over Tensors: thin functions that build one Function each.
 
-Families live in their own modules (arithmetic, shape, reduce, nn, attention); this file is the
+Families live in their own modules (arithmetic, shape, reduce, nn, attention, fused); this file is the
 functional API the layers above use, e.g. `ops.matmul(a, b)`, `ops.softmax(x, axis=-1)`.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from minitransfer.autograd import Tensor, as_tensor
 from minitransfer.backend import get_array_module
 from minitransfer.ops import arithmetic as _a
+from minitransfer.ops import fused as _f
 from minitransfer.ops import nn as _nn
 from minitransfer.ops import reduce as _r
 from minitransfer.ops import shape as _s
@@ -130,6 +131,29 @@ def gelu(x) -> Tensor:
     return _nn.GELU()(x)
 
 
+def bias_gelu(y, bias) -> Tensor:
+    """gelu(y + bias) for a Linear's output y (..., n) computed without its bias (n,); one fused kernel on the CPU."""
+    y, bias = as_tensor(y), as_tensor(bias)
+    if _f.BiasGELU.supports(y.data, bias.data):
+        return _f.BiasGELU()(y, bias)
+    return gelu(add(y, bias))
+
+
+def bias_dropout_residual_layer_norm(y, bias, residual, weight, ln_bias, eps: float, p: float,
+                                     training: bool) -> Tensor:
+    """layer_norm(dropout(y + bias) + residual): a BERT sub-block's end, after a Linear computed without its bias.
+
+    y, residual: (..., hidden); bias, weight, ln_bias: (hidden,). Dropout only in training. One fused kernel each
+    way for NumPy float32/float64; the same composition of ops otherwise.
+    """
+    p = p if training else 0.0
+    tensors = [as_tensor(t) for t in (y, bias, residual, weight, ln_bias)]
+    if _f.BiasDropoutResidualLayerNorm.supports(*(t.data for t in tensors)):
+        return _f.BiasDropoutResidualLayerNorm(eps, p)(*tensors)
+    y, bias, residual, weight, ln_bias = tensors
+    return layer_norm(add(dropout(add(y, bias), p, training), residual), weight, ln_bias, eps)
+
+
 def softmax(x, axis: int = -1) -> Tensor:
     return _nn.Softmax(axis)(x)
 
@@ -167,6 +191,7 @@ def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "matmul", "linear",
     "reshape", "transpose", "getitem", "concat", "where", "masked_fill", "sum", "mean", "max",
-    "relu", "gelu", "softmax", "log_softmax", "layer_norm", "dropout", "embedding", "cross_entropy",
+    "relu", "gelu", "bias_gelu", "bias_dropout_residual_layer_norm",
+    "softmax", "log_softmax", "layer_norm", "dropout", "embedding", "cross_entropy",
     "attention",
 ]
