@@ -8,6 +8,10 @@ A kernel stays in kernels/ only while this shows it beating the composition it r
   GELU fwd / bwd        (32, 128, 1536) float32  kernels/gelu_cpu.py        vs  kernels/gelu.py (numba ufunc over
                                                                                 math.erf, the first version)
   dropout fwd + bwd     (32, 128, 384) p=0.1     kernels/dropout_cpu.py     vs  a stored NumPy keep-mask
+  bias+GELU fwd / bwd   (32, 128, 1536) float32  gelu_cpu.bias_gelu_*       vs  y + bias, then the GELU kernel (and
+                                                                                the bias gradient as a NumPy sum)
+  bias+dropout+residual+LayerNorm fwd / bwd, (32, 128, 384) p=0.1, kernels/residual_layer_norm_cpu.py  vs  the
+                        kernels it replaced in a row: y + bias, dropout kernel, + residual, LayerNorm kernel
   AdamW step            all 22.7M MiniLM params  kernels/adamw_cpu.py       vs  AdamW._update_composition (NumPy ops
                                                                                 through one scratch buffer; CuPy's path)
   clip_grad_norm_       same                     minitransfer.optim         vs  torch.nn.utils.clip_grad_norm_
@@ -35,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from minitransfer.kernels import dropout_cpu, gelu, gelu_cpu, layer_norm_cpu
+    from minitransfer.kernels import dropout_cpu, gelu, gelu_cpu, layer_norm_cpu, residual_layer_norm_cpu
 
     import minitransfer as mt
     from minitransfer.optim import AdamW, clip_grad_norm_
@@ -53,7 +57,7 @@ def main() -> None:
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; machine: {common.cpu_model()}, "
           f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}")
     print(f"numpy BLAS: {common.blas_description()}; median of {r} after 1 warm-up")
-    print(f"{'op':<34}{'fused ms':>10}{'composition ms':>16}{'torch ms':>10}{'fused/comp.':>13}{'vs torch':>10}")
+    print(f"{'op':<42}{'fused ms':>10}{'composition ms':>16}{'torch ms':>10}{'fused/comp.':>13}{'vs torch':>10}")
 
     # LayerNorm
     x = rng.standard_normal((32, 128, 384), dtype=np.float32)
@@ -99,6 +103,44 @@ def main() -> None:
         lambda: (dropout_cpu.dropout_apply(x, 7, 0.1), dropout_cpu.dropout_apply(gy, 7, 0.1)),
         stored_mask_dropout, torch_dropout)
 
+    # bias + GELU: the FFN's first Linear computed without its bias, then one kernel each way
+    bh = rng.standard_normal(1536, dtype=np.float32)
+    bht = torch.from_numpy(bh)
+    row("bias+GELU forward (32,128,1536)", lambda: gelu_cpu.bias_gelu_forward(h, bh),
+        lambda: gelu_cpu.gelu_forward(h + bh), lambda: torch.nn.functional.gelu(ht + bht))
+    hb, bb = ht.clone().requires_grad_(True), bht.clone().requires_grad_(True)
+    ybt = torch.nn.functional.gelu(hb + bb)
+    row("bias+GELU backward", lambda: gelu_cpu.bias_gelu_backward(h, bh, gh),
+        lambda: (lambda g: (g, g.reshape(-1, 1536).sum(axis=0)))(gelu_cpu.gelu_backward(h + bh, gh)),
+        lambda: torch.autograd.grad(ybt, (hb, bb), ght, retain_graph=True))
+
+    # the end of a sub-block: LayerNorm(dropout(y + bias) + residual)
+    res = rng.standard_normal(x.shape, dtype=np.float32)
+    lw, lb = w, b
+
+    def composed_block_forward():
+        z = dropout_cpu.dropout_apply(x + bh[:384], 7, 0.1)
+        return layer_norm_cpu.layer_norm_forward(z + res, lw, lb, 1e-12)
+
+    _, s_saved, mean_s, rstd_s = residual_layer_norm_cpu.forward(x, bh[:384], res, lw, lb, 1e-12, 0.1, 7)
+    _, mean_c, rstd_c = composed_block_forward()
+
+    def composed_block_backward():
+        gs = layer_norm_cpu.layer_norm_backward(s_saved, gy, lw, mean_c, rstd_c)[0]
+        gz = dropout_cpu.dropout_apply(gs, 7, 0.1)
+        return gs, gz, gz.reshape(-1, 384).sum(axis=0)
+
+    rt, bt384 = torch.from_numpy(res), torch.from_numpy(bh[:384].copy())
+    row("bias+dropout+residual+LN fwd (32,128,384)",
+        lambda: residual_layer_norm_cpu.forward(x, bh[:384], res, lw, lb, 1e-12, 0.1, 7), composed_block_forward,
+        lambda: torch.nn.functional.layer_norm(torch.nn.functional.dropout(xt + bt384, 0.1) + rt, (384,), wt, bt,
+                                               1e-12))
+    yb, bb384, rb = (a.clone().requires_grad_(True) for a in (xt, bt384, rt))
+    yblock = torch.nn.functional.layer_norm(torch.nn.functional.dropout(yb + bb384, 0.1) + rb, (384,), wt, bt, 1e-12)
+    row("bias+dropout+residual+LN backward",
+        lambda: residual_layer_norm_cpu.backward(gy, s_saved, lw, mean_s, rstd_s, 0.1, 7), composed_block_backward,
+        lambda: torch.autograd.grad(yblock, (yb, bb384, rb, wt, bt), gyt, retain_graph=True))
+
     # optimizer over MiniLM's real parameter shapes
     model = mt.AutoModel.from_pretrained("minilm")
     params = [p for p in model.parameters()]
@@ -127,7 +169,7 @@ def _format(entry) -> str:
     name, f, c, t = entry
     fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
     ratio = lambda a: f"{a / f:.2f}x" if a is not None else "-"  # noqa: E731
-    return f"{name:<34}{fmt(f):>10}{fmt(c):>16}{fmt(t):>10}{ratio(c):>13}{ratio(t):>10}"
+    return f"{name:<42}{fmt(f):>10}{fmt(c):>16}{fmt(t):>10}{ratio(c):>13}{ratio(t):>10}"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Whole-model speed and memory, minitransfer vs PyTorch (transformers), side by side on the CPU.
 
     python benchmarks/bench_model.py [--quick] [--only minilm|distilbert] [--modes inference,train0.1,train0]
-                                     [--repeats N] [--torch-attn sdpa|eager]
+                                     [--repeats N] [--rounds N] [--torch-attn sdpa|eager]
 
 Shapes: MiniLM (the real all-MiniLM-L6-v2 checkpoint, BERT, 6 layers, hidden 384) at batch 32 × seq 128, and
 DistilBERT-base (a random config, dim 768, 6 layers, 12 heads, hidden 3072, written by transformers'
@@ -11,11 +11,14 @@ Modes: inference (eval, no_grad) and one training step, forward + backward (trai
 dropout 0.1 and with dropout 0. Loss = sum(last_hidden_state @ v) for a fixed random vector v, in both.
 No optimizer step. Inputs: random token ids, attention mask all ones (no padding).
 
-Each (model, mode, library) runs in its own subprocess, so its peak memory is its own:
+Each (model, mode, library) runs in its own subprocess, so its peak memory is its own, --rounds times (default
+3), ours and torch alternating: this machine has slow spells of minutes (the same GEMMs 40% slower), and
+alternating puts them on both sides instead of on one library's figure.
   memory = peak RSS (VmHWM) during warmup + timed runs − RSS just before them, model and inputs already
-  built. It is read from the kernel, so it counts NumPy, numba and torch allocations alike.
-  ms = median wall time of the timed runs (after warmup); tokens/s = batch·seq / time. cpu ms = median
-  process CPU time (user + system, all threads) per run: less skewed than wall time by other processes.
+  built (median over rounds). It is read from the kernel, so it counts NumPy, numba and torch allocations.
+  ms = median wall time of the timed runs of all rounds (after each process's warmup); tokens/s = batch·seq /
+  time. cpu ms = median process CPU time (user + system, all threads) per run: less skewed than wall time by
+  other processes.
   GFLOP/s: forward FLOPs = 2 · P · T + 4 · B · L · H · S² · D, where P = weights of the encoder's Linear
   layers (L · (4·hidden² + 2·hidden·ffn)), T = B · S tokens, L layers, H heads, D head_dim; the second term
   is q·kᵀ and p·v. Embeddings, biases, LayerNorm, softmax and GELU are not counted. A training step counts
@@ -167,7 +170,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 warmup + 3 timed runs (default 1 + 7)")
     parser.add_argument("--only", choices=sorted(SHAPES), help="one model only")
-    parser.add_argument("--repeats", type=int, help="timed runs per configuration")
+    parser.add_argument("--repeats", type=int, help="timed runs per configuration and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ours/torch process pairs per configuration, alternating (default 3): the machine's "
+                             "slow spells then fall on both sides, and the median is over every round's runs")
     parser.add_argument("--modes", default="all", help="comma list of: inference, train0.1, train0 (default all)")
     parser.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"],
                         help="transformers' attention implementation (its default is sdpa)")
@@ -191,19 +197,22 @@ def main() -> None:
     print(f"torch {torch.__version__}: {torch.get_num_threads()} threads (set to 2 in the children), "
           f"attention={args.torch_attn}; numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on the machine skew every figure)")
-    print(f"timing: median of {repeats} runs after 1 warmup; each configuration in its own process", flush=True)
+    print(f"timing: median of {args.rounds} rounds x {repeats} runs (1 warmup each); each round of each configuration "
+          "in its own process, ours and torch alternating", flush=True)
 
     measured = []  # (label, mode, flops, tokens, {impl: result})
     with tempfile.TemporaryDirectory() as tmp:
         for name in [args.only] if args.only else list(SHAPES):
             spec = model_spec(name, Path(tmp))
             for mode, dropout in modes:
-                results = {}
-                for impl in ("ours", "torch"):
-                    child = dict(spec, impl=impl, dropout=dropout, repeats=repeats, warmup=1,
-                                 torch_attn=args.torch_attn)
-                    results[impl] = spawn(child)
-                    print(f"  {name} {mode} {impl}: runs {_fmt(results[impl]['ms'])} ms", flush=True)
+                rounds = {"ours": [], "torch": []}
+                for _ in range(args.rounds):
+                    for impl in ("ours", "torch"):
+                        child = dict(spec, impl=impl, dropout=dropout, repeats=repeats, warmup=1,
+                                     torch_attn=args.torch_attn)
+                        rounds[impl].append(spawn(child))
+                        print(f"  {name} {mode} {impl}: runs {_fmt(rounds[impl][-1]['ms'])} ms", flush=True)
+                results = {impl: pool_rounds(r) for impl, r in rounds.items()}
                 flops = spec["forward_flops"] * (1 if dropout is None else 3)
                 measured.append((f"{name} {spec['batch']}x{spec['seq']}", mode, flops, spec["batch"] * spec["seq"],
                                  results, dropout))
@@ -213,6 +222,12 @@ def main() -> None:
     print(f"peak float32: measured {peak:.0f} GFLOP/s (best 2048² NumPy matmul of 10, at start {peak_start:.0f}, at "
           f"end {peak_end:.0f}); theoretical " + (f"{theory:.0f} GFLOP/s = {how}" if theory else f"unknown ({how})"))
     print_table(measured, peak)
+
+
+def pool_rounds(rounds: list[dict]) -> dict:
+    """One result from several processes of one configuration: every timed run, the median peak memory."""
+    return {"ms": [t for r in rounds for t in r["ms"]], "cpu_ms": [t for r in rounds for t in r["cpu_ms"]],
+            "peak_mib": common.median([r["peak_mib"] for r in rounds]), "checksum": rounds[0]["checksum"]}
 
 
 def print_table(measured, peak: float) -> None:

@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from minitransfer.autograd import Tensor, enable_grad, no_grad, set_grad_enabled  # noqa: E402
 from minitransfer.errors import CheckpointError, ConfigError, InputError, MiniTransferError
+from minitransfer.host_memory import keep_freed_memory
 from minitransfer.models import (
     AutoConfig,
     AutoModel,
@@ -34,6 +35,8 @@ from minitransfer.models import (
 )
 from minitransfer.random import manual_seed
 from minitransfer.tokenization import AutoTokenizer
+
+keep_freed_memory()  # freed activations stay mapped for the next step (host_memory.py; opt out by env)
 
 __version__ = "0.1.0"
 
