@@ -260,14 +260,23 @@ class Function:
         self.released = True
 
 
-def _accumulate_leaf(tensor: Tensor, grad) -> None:
+def _accumulate_leaf(tensor: Tensor, grad, owned: bool = False) -> None:
+    """Add grad to tensor.grad. owned: no one else holds `grad`, so the first gradient can be kept as is."""
     if grad.shape != tensor.shape:
         raise RuntimeError(f"gradient of shape {grad.shape} for a tensor of shape {tensor.shape}")
     if tensor.grad is None:
-        # A copy: backward may hand the same array to several inputs, and optimizers edit grads in place.
-        tensor.grad = Tensor(grad.copy())
+        # Else a copy: backward may hand the same array to several inputs, and optimizers edit grads in place.
+        tensor.grad = Tensor(grad if owned else grad.copy())
     else:
         tensor.grad.data = tensor.grad.data + grad
+
+
+def _fresh(grad, out_grads, in_grads) -> bool:
+    """Whether a gradient that backward returned is a new array only this input gets: not a view, not one of
+    the upstream gradients passed through (Add, a same-shape sum_to), not handed to two inputs. Copying every
+    parameter's first gradient cost a pass over all weights per step (MiniLM: 91 MB)."""
+    return (getattr(grad, "base", 0) is None and not any(grad is g for g in out_grads)
+            and sum(grad is g for g in in_grads) == 1)
 
 
 def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
@@ -309,7 +318,7 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             if not needed or gx is None:
                 continue
             if x.creator is None:
-                _accumulate_leaf(x, gx)
+                _accumulate_leaf(x, gx, owned=_fresh(gx, out_grads, in_grads))
             else:
                 key = id(x)
                 grads[key] = (x, gx if key not in grads else grads[key][1] + gx)

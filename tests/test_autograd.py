@@ -90,3 +90,21 @@ def test_numpy_on_the_left_dispatches_to_tensor():
     assert isinstance(y, Tensor)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 2.0])
+
+
+def test_fresh_leaf_gradients_are_kept_without_a_copy_but_shared_ones_are_copied():
+    """A parameter's first gradient is adopted when backward made it for that parameter alone (no copy of every
+    weight per step); an array backward handed to two leaves (the fused LayerNorm's g_y and g_residual are
+    one array when p = 0) still becomes two gradients."""
+    rng = np.random.default_rng(0)
+    x, w = Tensor(rng.standard_normal((4, 3))), Tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    y = ops.linear(x, w)
+    y.backward(np.ones(y.shape))
+    assert w.grad.data.base is None and w.grad.data.flags.c_contiguous
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((4, 5)).T @ x.numpy())
+    y2, res = (Tensor(rng.standard_normal((4, 6)), requires_grad=True) for _ in range(2))
+    out = ops.bias_dropout_residual_layer_norm(y2, np.zeros(6), res, np.ones(6), np.zeros(6), 1e-5, 0.0, False)
+    out.backward(rng.standard_normal(out.shape))
+    np.testing.assert_array_equal(y2.grad.numpy(), res.grad.numpy())
+    y2.grad.data += 1  # an optimizer's in-place edit of one must not reach the other
+    assert not np.array_equal(y2.grad.numpy(), res.grad.numpy())
