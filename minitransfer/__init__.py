@@ -12,8 +12,8 @@ import os
 # NumPy loads OpenBLAS (the CLI imports minitransfer first); a value already in the environment wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 # The same for numba's parallel kernels, which run on OpenMP (libgomp): by default its workers spin after each
-# parallel loop, on the core the next GEMM needs. PASSIVE makes them sleep at once (measured: MiniLM training step
-# and inference faster in 3 of 3 alternating pairs; benchmarks/RESULTS.md). Read when numba first loads libgomp.
+# parallel loop, on the core the next GEMM needs. PASSIVE makes them sleep at once (measured: MiniLM training
+# step or inference faster in 7 of 9 alternating pairs; benchmarks/RESULTS.md). Read when numba first loads libgomp.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from minitransfer.autograd import Tensor, enable_grad, no_grad, set_grad_enabled  # noqa: E402

@@ -2,11 +2,11 @@
 
 A training step allocates and frees the same few hundred megabytes of activations and gradients every step.
 glibc's malloc serves blocks above its mmap threshold with fresh mmap()s and gives trimmed heap back, so each
-step re-faults its memory page by page (~40k page faults per MiniLM step, zeroed by the kernel), partly inside
+step re-faults its memory page by page (~50k page faults per MiniLM step, zeroed by the kernel), partly inside
 the GEMMs that first write it. Raising the mmap threshold to its maximum (32 MiB) and the trim threshold to
-1 GiB keeps that memory mapped and reused: measured on the 2-core CPU, faults per step down ~5x and a MiniLM
-training step ~10% faster in 2 of 3 alternating pairs (benchmarks/RESULTS.md). This is what PyTorch's CPU
-tuning guide gets from swapping in jemalloc/tcmalloc, done with glibc's own knobs (mallopt).
+1 GiB keeps that memory mapped and reused: measured on the 2-core CPU, page faults down 4.5x, and a MiniLM
+training step 1-14% and inference 2-13% faster in 3 of 3 alternating pairs each (benchmarks/RESULTS.md).
+This is what PyTorch's CPU tuning guide gets from swapping in jemalloc/tcmalloc, done with glibc's own knobs.
 
 The cost: the process keeps its peak heap after a step instead of shrinking. Set
 MINITRANSFER_KEEP_FREED_MEMORY=0 to leave malloc as it was (e.g. a long-lived server that must shrink).
