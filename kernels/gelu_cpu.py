@@ -36,18 +36,23 @@ def _build():
         f32 = np.float32
         sqrt1_2, inv_sqrt_2pi = f32(1.0 / math.sqrt(2.0)), f32(1.0 / math.sqrt(2.0 * math.pi))
 
+        @njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
+        def gelu(v):
+            return v * f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
+
+        @njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
+        def gelu_slope(v):
+            return f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2)) + v * exp32(f32(-0.5) * v * v) * inv_sqrt_2pi
+
         @njit(fastmath={"contract"}, error_model="numpy", cache=True)  # numpy errors: no branch, so SIMD
         def forward(x, out):
             for i in range(x.shape[0]):
-                v = x[i]
-                out[i] = v * f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
+                out[i] = gelu(x[i])
 
         @njit(fastmath={"contract"}, error_model="numpy", cache=True)  # numpy errors: no branch, so SIMD
         def backward(x, gy, out):
             for i in range(x.shape[0]):
-                v = x[i]
-                cdf = f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
-                out[i] = gy[i] * (cdf + v * exp32(f32(-0.5) * v * v) * inv_sqrt_2pi)
+                out[i] = gy[i] * gelu_slope(x[i])
 
         @njit(parallel=True, fastmath={"contract"}, error_model="numpy", cache=True)
         def bias_forward(y, bias, out, block):
@@ -55,8 +60,7 @@ def _build():
             for b in prange((rows + block - 1) // block):
                 for r in range(b * block, min(rows, (b + 1) * block)):
                     for j in range(n):
-                        v = y[r, j] + bias[j]
-                        out[r, j] = v * f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
+                        out[r, j] = gelu(y[r, j] + bias[j])
 
         @njit(parallel=True, fastmath={"contract"}, error_model="numpy", cache=True)
         def bias_backward(y, bias, gy, out, gbias_parts, block):
@@ -64,9 +68,7 @@ def _build():
             for b in prange(gbias_parts.shape[0]):
                 for r in range(b * block, min(rows, (b + 1) * block)):
                     for j in range(n):
-                        v = y[r, j] + bias[j]
-                        cdf = f32(0.5) * (f32(1.0) + erf32(v * sqrt1_2))
-                        g = gy[r, j] * (cdf + v * exp32(f32(-0.5) * v * v) * inv_sqrt_2pi)
+                        g = gy[r, j] * gelu_slope(y[r, j] + bias[j])
                         out[r, j] = g
                         gbias_parts[b, j] += g
 

@@ -23,52 +23,61 @@ _ROWS_PER_BLOCK = 64  # rows summed into one partial weight/bias-gradient row: k
 
 
 def _build():
+    """(forward, backward, normalize_row, backward_row): the kernels and their inlinable per-row steps."""
     global _kernels
     if _kernels is None:
         from minitransfer.kernels.numba_cache import tolerate_cache_failures  # noqa: PLC0415
         from numba import njit  # noqa: PLC0415 (imported on first use)
 
+        @njit(inline="always", fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
+        def normalize_row(x, r, weight, bias, eps, y, mean_out, rstd_out):
+            """y[r] = LayerNorm of x[r]; records the row's mean and rstd. Shared with residual_layer_norm_cpu."""
+            n = x.shape[1]
+            total = 0.0
+            for j in range(n):
+                total += x[r, j]
+            mean = total / n
+            sq = 0.0
+            for j in range(n):
+                d = x[r, j] - mean
+                sq += d * d
+            m, s = x.dtype.type(mean), x.dtype.type(1.0 / np.sqrt(sq / n + eps))  # the row loop in x's dtype
+            mean_out[r], rstd_out[r] = m, s
+            for j in range(n):
+                y[r, j] = (x[r, j] - m) * s * weight[j] + bias[j]
+
+        @njit(inline="always", fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
+        def backward_row(x, r, gy, weight, m, s, gx, gw_part, gb_part):
+            """gx[r] from gy[r], and row r's terms added to the weight/bias gradient rows. Shared likewise."""
+            n = x.shape[1]
+            sum_g = 0.0
+            sum_gx = 0.0
+            for j in range(n):
+                xhat = (x[r, j] - m) * s
+                g = gy[r, j] * weight[j]
+                sum_g += g
+                sum_gx += g * xhat
+                gw_part[j] += gy[r, j] * xhat
+                gb_part[j] += gy[r, j]
+            mean_g, mean_gx = x.dtype.type(sum_g / n), x.dtype.type(sum_gx / n)
+            for j in range(n):
+                xhat = (x[r, j] - m) * s
+                gx[r, j] = s * (gy[r, j] * weight[j] - mean_g - xhat * mean_gx)
+
         @njit(fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
         def forward(x, weight, bias, eps, y, mean_out, rstd_out):
-            rows, n = x.shape
-            for r in range(rows):
-                row = x[r]
-                total = 0.0
-                for j in range(n):
-                    total += row[j]
-                mean = total / n
-                sq = 0.0
-                for j in range(n):
-                    d = row[j] - mean
-                    sq += d * d
-                m, s = x.dtype.type(mean), x.dtype.type(1.0 / np.sqrt(sq / n + eps))  # the row loop in x's dtype
-                mean_out[r], rstd_out[r] = m, s
-                for j in range(n):
-                    y[r, j] = (row[j] - m) * s * weight[j] + bias[j]
+            for r in range(x.shape[0]):
+                normalize_row(x, r, weight, bias, eps, y, mean_out, rstd_out)
 
         @njit(fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
         def backward(x, gy, weight, mean, rstd, gx, gw_parts, gb_parts, block):
-            rows, n = x.shape
-            blocks = gw_parts.shape[0]
-            for b in range(blocks):
+            rows = x.shape[0]
+            for b in range(gw_parts.shape[0]):
                 for r in range(b * block, min(rows, (b + 1) * block)):
-                    m, s = mean[r], rstd[r]
-                    sum_g = 0.0
-                    sum_gx = 0.0
-                    for j in range(n):
-                        xhat = (x[r, j] - m) * s
-                        g = gy[r, j] * weight[j]
-                        sum_g += g
-                        sum_gx += g * xhat
-                        gw_parts[b, j] += gy[r, j] * xhat
-                        gb_parts[b, j] += gy[r, j]
-                    mean_g, mean_gx = x.dtype.type(sum_g / n), x.dtype.type(sum_gx / n)
-                    for j in range(n):
-                        xhat = (x[r, j] - m) * s
-                        gx[r, j] = s * (gy[r, j] * weight[j] - mean_g - xhat * mean_gx)
+                    backward_row(x, r, gy, weight, mean[r], rstd[r], gx, gw_parts[b], gb_parts[b])
 
         tolerate_cache_failures(forward, backward)  # a failed cache save must not fail the call
-        _kernels = forward, backward
+        _kernels = forward, backward, normalize_row, backward_row
     return _kernels
 
 

@@ -3,7 +3,7 @@
     s   = dropout(y + bias) + residual          y: the Linear's GEMM output, bias: that Linear's bias
     out = (s - mean(s)) * rstd * weight + ln_bias,   rstd = 1 / sqrt(var(s) + eps)
 
-backward, from g = d loss / d out (the LayerNorm formula of kernels/layer_norm_cpu.py for gs = d loss / d s):
+backward, from g = d loss / d out (kernels/layer_norm_cpu.py's own row steps compute out and gs = d loss / d s):
 
     g_residual = gs,  g_y = dropout(gs) (same mask, same scale),  g_bias = sum_rows(g_y),
     g_weight = sum_rows(g * shat),  g_ln_bias = sum_rows(g)
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dropout_cpu
+from . import dropout_cpu, layer_norm_cpu
 
 _kernels = None
 ROWS_PER_BLOCK = 32  # rows per parallel task and per partial gradient row: 128 tasks for MiniLM's 4096 rows
@@ -36,6 +36,7 @@ def _build():
         from numba import njit, prange  # noqa: PLC0415 (imported on first use)
 
         keep = dropout_cpu._build()[1]
+        normalize_row, backward_row = layer_norm_cpu._build()[2:]
 
         @njit(parallel=True, fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
         def forward(y, bias, residual, weight, ln_bias, eps, drop, seed_lo, seed_hi, threshold, scale, s, out,
@@ -43,29 +44,16 @@ def _build():
             rows, n = y.shape
             for b in prange((rows + block - 1) // block):
                 for r in range(b * block, min(rows, (b + 1) * block)):
-                    total = 0.0
                     if drop:
                         base = np.uint64(r) * np.uint64(n)
                         for j in range(n):
                             z = y[r, j] + bias[j]
                             z = z * scale if keep(base + np.uint64(j), seed_lo, seed_hi, threshold) else z * 0
-                            v = z + residual[r, j]
-                            s[r, j] = v
-                            total += v
+                            s[r, j] = z + residual[r, j]
                     else:
                         for j in range(n):
-                            v = y[r, j] + bias[j] + residual[r, j]
-                            s[r, j] = v
-                            total += v
-                    mean = total / n
-                    sq = 0.0
-                    for j in range(n):
-                        d = s[r, j] - mean
-                        sq += d * d
-                    m, rs = y.dtype.type(mean), y.dtype.type(1.0 / np.sqrt(sq / n + eps))
-                    mean_out[r], rstd_out[r] = m, rs
-                    for j in range(n):
-                        out[r, j] = (s[r, j] - m) * rs * weight[j] + ln_bias[j]
+                            s[r, j] = y[r, j] + bias[j] + residual[r, j]
+                    normalize_row(s, r, weight, ln_bias, eps, out, mean_out, rstd_out)  # row r is still in L1
 
         @njit(parallel=True, fastmath={"contract", "reassoc"}, error_model="numpy", cache=True)
         def backward(g, s, weight, mean, rstd, drop, seed_lo, seed_hi, threshold, scale, gs, gy, gw_parts,
@@ -73,20 +61,7 @@ def _build():
             rows, n = s.shape
             for b in prange(gw_parts.shape[0]):
                 for r in range(b * block, min(rows, (b + 1) * block)):
-                    m, rs = mean[r], rstd[r]
-                    sum_g = 0.0
-                    sum_gx = 0.0
-                    for j in range(n):
-                        shat = (s[r, j] - m) * rs
-                        gw = g[r, j] * weight[j]
-                        sum_g += gw
-                        sum_gx += gw * shat
-                        gw_parts[b, j] += g[r, j] * shat
-                        gb_parts[b, j] += g[r, j]
-                    mean_g, mean_gx = s.dtype.type(sum_g / n), s.dtype.type(sum_gx / n)
-                    for j in range(n):
-                        shat = (s[r, j] - m) * rs
-                        gs[r, j] = rs * (g[r, j] * weight[j] - mean_g - shat * mean_gx)
+                    backward_row(s, r, g, weight, mean[r], rstd[r], gs, gw_parts[b], gb_parts[b])
                     if drop:
                         base = np.uint64(r) * np.uint64(n)
                         for j in range(n):
