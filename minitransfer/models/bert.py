@@ -14,7 +14,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers, dense_dropout_residual_norm, dense_gelu
+from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 
@@ -90,9 +90,7 @@ class BertIntermediate(Module):
         self.activation = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.activation is ops.gelu:
-            return dense_gelu(self.dense, x)
-        return self.activation(self.dense(x))
+        return dense_activation(self.dense, x, self.activation)
 
 
 class BertOutput(BertSelfOutput):

@@ -14,7 +14,7 @@ from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers, dense_dropout_residual_norm, dense_gelu
+from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
@@ -69,9 +69,7 @@ class FFN(Module):
 
     def hidden(self, x: Tensor) -> Tensor:
         """activation(lin1(x)): (B, S, hidden_dim)."""
-        if self.activation is ops.gelu:
-            return dense_gelu(self.lin1, x)
-        return self.activation(self.lin1(x))
+        return dense_activation(self.lin1, x, self.activation)
 
 
 class TransformerBlock(Module):

@@ -1,5 +1,5 @@
 """The four layers a transformer encoder is made of: Linear, Embedding, LayerNorm, Dropout, and the two fused
-steps that follow a Linear in every block (dense_gelu, dense_dropout_residual_norm)."""
+steps that follow a Linear in every block (dense_activation, dense_dropout_residual_norm)."""
 from __future__ import annotations
 
 import numpy as np
@@ -79,11 +79,11 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-def dense_gelu(dense: Linear, x: Tensor) -> Tensor:
-    """gelu(dense(x)), with the bias added inside the GELU kernel instead of in a pass of its own."""
-    if dense.bias is None:
-        return ops.gelu(dense(x))
-    return ops.bias_gelu(ops.linear(x, dense.weight), dense.bias)
+def dense_activation(dense: Linear, x: Tensor, activation) -> Tensor:
+    """activation(dense(x)); for GELU (ops.gelu) the bias is added inside the GELU kernel, not in a pass of its own."""
+    if activation is ops.gelu and dense.bias is not None:
+        return ops.bias_gelu(ops.linear(x, dense.weight), dense.bias)
+    return activation(dense(x))
 
 
 def dense_dropout_residual_norm(dense: Linear, x: Tensor, residual: Tensor, norm: LayerNorm,
