@@ -34,6 +34,7 @@ from minitransfer.models import (
     apply_freezing,
 )
 from minitransfer.random import manual_seed
+from minitransfer.tasks.collators import DataCollatorWithFlattening
 from minitransfer.tokenization import AutoTokenizer
 
 keep_freed_memory()  # freed activations stay mapped for the next step (host_memory.py; opt out by env)
@@ -45,6 +46,6 @@ __all__ = [
     "AutoTokenizer", "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "apply_freezing", "BertModel",
     "DistilBertModel",
-    "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig",
+    "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
 ]

@@ -10,11 +10,12 @@ from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.inputs import check_inputs
-from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.outputs import ModelOutput, body_output, flattened_bounds
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
 from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
+from minitransfer.nn.packing import pack_inputs
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 
@@ -31,10 +32,10 @@ class BertEmbeddings(Module):
         self.LayerNorm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids) -> Tensor:
+    def forward(self, input_ids, token_type_ids=None, position_ids=None) -> Tensor:
+        """ids (B, S) -> (B, S, H), or packed ids (T,) with their position_ids (T,) -> (T, H)."""
         xp = get_array_module(input_ids)
-        seq = input_ids.shape[1]
-        positions = xp.arange(seq)[None, :]
+        positions = xp.arange(input_ids.shape[-1]) if position_ids is None else position_ids
         if token_type_ids is None:
             token_type_ids = xp.zeros_like(input_ids)
         x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
@@ -54,8 +55,8 @@ class BertSelfAttention(Module):
         self.value = Linear(hidden, hidden, init_std=std)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        return self_attention(x, self.query, self.key, self.value, self.num_heads, key_padding_mask, self.dropout_p,
+    def forward(self, x: Tensor, mask) -> Tensor:
+        return self_attention(x, self.query, self.key, self.value, self.num_heads, mask, self.dropout_p,
                               self.training)
 
 
@@ -79,8 +80,8 @@ class BertAttention(Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        return self.output(self.self(x, key_padding_mask), x)
+    def forward(self, x: Tensor, mask) -> Tensor:
+        return self.output(self.self(x, mask), x)
 
 
 class BertIntermediate(Module):
@@ -99,7 +100,10 @@ class BertOutput(BertSelfOutput):
 
 
 class BertLayer(Module):
-    """Post-LN block: x = LN(x + attn(x)); x = LN(x + ffn(x)). (B, S, H) -> (B, S, H)."""
+    """Post-LN block: x = LN(x + attn(x)); x = LN(x + ffn(x)).
+
+    Packed x (T, H) with mask = its PackedTokens, or padded x (B, S, H) with mask = the (B, S) key padding mask.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -107,8 +111,8 @@ class BertLayer(Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        x = self.attention(x, key_padding_mask)
+    def forward(self, x: Tensor, mask) -> Tensor:
+        x = self.attention(x, mask)
         return self.output(self.intermediate(x), x)
 
 
@@ -117,25 +121,28 @@ class BertEncoder(Module):
         super().__init__()
         self.layer = ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
-        return apply_layers(self.layer, x, key_padding_mask, output_hidden_states)
+    def forward(self, x: Tensor, mask, output_hidden_states: bool = False):
+        return apply_layers(self.layer, x, mask, output_hidden_states)
 
 
 class BertPooler(Module):
-    """tanh(dense(hidden state of [CLS])): (B, S, H) -> (B, H)."""
+    """tanh(dense(hidden state of [CLS])): the [CLS] rows (B, H) -> (B, H)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.dense = Linear(config.hidden_size, config.hidden_size, init_std=config.initializer_range)
 
-    def forward(self, hidden: Tensor) -> Tensor:
-        return ops.tanh(self.dense(hidden[:, 0]))
+    def forward(self, cls_hidden: Tensor) -> Tensor:
+        return ops.tanh(self.dense(cls_hidden))
 
 
 class BertModel(PreTrainedModel):
-    """The BERT body. Call with input_ids (B, S)[, attention_mask (B, S), token_type_ids (B, S)].
+    """The BERT body. Call with input_ids (B, S)[, attention_mask (B, S), token_type_ids (B, S), position_ids (B, S)],
+    or a flattened batch: input_ids (1, T) with cu_seq_lens_q (or position_ids restarting at 0 per sequence).
 
-    Returns ModelOutput(last_hidden_state (B, S, H), pooler_output (B, H) if the pooler is kept).
+    Returns ModelOutput(last_hidden_state (B, S, H), zeros at padding; pooler_output (B, H) if the pooler is
+    kept, one row per sequence; hidden_states if asked). With config.padding_free (the default) only real tokens
+    are computed (nn/packing.py).
     """
 
     model_type = "bert"
@@ -147,19 +154,32 @@ class BertModel(PreTrainedModel):
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
-        c = self.config
-        ids, mask, types = check_inputs(input_ids, attention_mask, token_type_ids, vocab_size=c.vocab_size,
-                                        max_positions=c.max_position_embeddings,
-                                        type_vocab_size=c.type_vocab_size, device=self.device)
-        hidden = self.embeddings(ids, types)
-        hidden, states = self.encoder(hidden, mask, output_hidden_states)
-        out = ModelOutput(last_hidden_state=hidden)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states: bool = False, **flattened) -> ModelOutput:
+        hidden, packed, states = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                             output_hidden_states, **flattened)
+        out = body_output(hidden, packed, states)
         if self.pooler is not None:
-            out.pooler_output = self.pooler(hidden)
-        if states is not None:
-            out.hidden_states = states
+            out.pooler_output = self.pooler(hidden[:, 0] if packed is None else packed.first_tokens(hidden))
         return out
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+               output_hidden_states: bool = False, **flattened):
+        """(hidden, packed, states): the real tokens' hidden states (T, H) and their PackedTokens, or on the
+        padded path (padding_free=False) hidden (B, S, H) and None; every block's input and output if asked."""
+        c = self.config
+        ids, mask, types, positions = check_inputs(input_ids, attention_mask, token_type_ids, vocab_size=c.vocab_size,
+                                                   max_positions=c.max_position_embeddings,
+                                                   type_vocab_size=c.type_vocab_size, device=self.device,
+                                                   position_ids=position_ids)
+        packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
+        if packed is None:
+            hidden = self.embeddings(ids, types, positions)
+            hidden, states = self.encoder(hidden, mask, output_hidden_states)
+        else:
+            hidden = self.embeddings(packed.pack(ids), packed.pack(types), packed.position_ids)
+            hidden, states = self.encoder(hidden, packed, output_hidden_states)
+        return hidden, packed, states
 
     def embedding_layers(self) -> list[Module]:
         return [self.embeddings]

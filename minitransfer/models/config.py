@@ -22,6 +22,10 @@ DISTILBERT_DEFAULTS = dict(
     attention_dropout=0.1, max_position_embeddings=512, initializer_range=0.02, qa_dropout=0.1,
     seq_classif_dropout=0.2, sinusoidal_pos_embds=False, pad_token_id=0,
 )
+# minitransfer's own key: run only the real tokens of a padded batch (nn/packing.py). False keeps the padded
+# computation, transformers' own numbers to the last bit, for comparisons; transformers ignores the key.
+for _defaults in (BERT_DEFAULTS, DISTILBERT_DEFAULTS):
+    _defaults["padding_free"] = True
 DEFAULTS = {"bert": BERT_DEFAULTS, "distilbert": DISTILBERT_DEFAULTS}
 # Keys any model accepts: task-head settings and bookkeeping transformers writes.
 GENERIC_KEYS = {"num_labels", "id2label", "label2id", "problem_type", "architectures", "model_type",

@@ -10,11 +10,12 @@ from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.inputs import check_inputs
-from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.outputs import ModelOutput, body_output, flattened_bounds
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
 from minitransfer.nn.attention import self_attention
 from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
+from minitransfer.nn.packing import pack_inputs
 
 ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
@@ -31,8 +32,9 @@ class Embeddings(Module):
         self.LayerNorm = LayerNorm(config.dim, LAYER_NORM_EPS)
         self.dropout = Dropout(config.dropout)
 
-    def forward(self, input_ids) -> Tensor:
-        positions = get_array_module(input_ids).arange(input_ids.shape[1])[None, :]
+    def forward(self, input_ids, position_ids=None) -> Tensor:
+        """ids (B, S) -> (B, S, dim), or packed ids (T,) with their position_ids (T,) -> (T, dim)."""
+        positions = get_array_module(input_ids).arange(input_ids.shape[-1]) if position_ids is None else position_ids
         return self.dropout(self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(positions)))
 
 
@@ -47,12 +49,12 @@ class MultiHeadSelfAttention(Module):
         self.out_lin = Linear(dim, dim, init_std=std)
         self.dropout_p = config.attention_dropout
 
-    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
-        return self.out_lin(self.context(x, key_padding_mask))
+    def forward(self, x: Tensor, mask) -> Tensor:
+        return self.out_lin(self.context(x, mask))
 
-    def context(self, x: Tensor, key_padding_mask) -> Tensor:
-        """The heads' merged output before out_lin: (B, S, dim)."""
-        return self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, key_padding_mask, self.dropout_p,
+    def context(self, x: Tensor, mask) -> Tensor:
+        """The heads' merged output before out_lin: x's shape, (T, dim) packed or (B, S, dim) padded."""
+        return self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, mask, self.dropout_p,
                               self.training)
 
 
@@ -73,7 +75,10 @@ class FFN(Module):
 
 
 class TransformerBlock(Module):
-    """Post-LN block: x = LN(attn(x) + x); x = LN(ffn(x) + x). (B, S, dim) -> (B, S, dim)."""
+    """Post-LN block: x = LN(attn(x) + x); x = LN(ffn(x) + x).
+
+    Packed x (T, dim) with mask = its PackedTokens, or padded x (B, S, dim) with mask = the (B, S) key padding mask.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -82,9 +87,9 @@ class TransformerBlock(Module):
         self.ffn = FFN(config)
         self.output_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
 
-    def forward(self, x: Tensor, key_padding_mask) -> Tensor:
+    def forward(self, x: Tensor, mask) -> Tensor:
         # The same as the docstring's formula, with each Linear's bias, dropout and residual add fused into the norm.
-        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, key_padding_mask), x,
+        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, mask), x,
                                         self.sa_layer_norm)
         return dense_dropout_residual_norm(self.ffn.lin2, self.ffn.hidden(x), x, self.output_layer_norm,
                                            self.ffn.dropout)
@@ -95,14 +100,16 @@ class Transformer(Module):
         super().__init__()
         self.layer = ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
-        return apply_layers(self.layer, x, key_padding_mask, output_hidden_states)
+    def forward(self, x: Tensor, mask, output_hidden_states: bool = False):
+        return apply_layers(self.layer, x, mask, output_hidden_states)
 
 
 class DistilBertModel(PreTrainedModel):
-    """The DistilBERT body. Call with input_ids (B, S)[, attention_mask (B, S)].
+    """The DistilBERT body. Call with input_ids (B, S)[, attention_mask (B, S), position_ids (B, S)], or a
+    flattened batch: input_ids (1, T) with cu_seq_lens_q (or position_ids restarting at 0 per sequence).
 
-    Returns ModelOutput(last_hidden_state (B, S, dim)).
+    Returns ModelOutput(last_hidden_state (B, S, dim), zeros at padding[, hidden_states]). With
+    config.padding_free (the default) only real tokens are computed (nn/packing.py).
     """
 
     model_type = "distilbert"
@@ -113,16 +120,27 @@ class DistilBertModel(PreTrainedModel):
         self.embeddings = Embeddings(config)
         self.transformer = Transformer(config)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, output_hidden_states: bool = False):
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states: bool = False, **flattened) -> ModelOutput:
+        return body_output(*self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                                        **flattened))
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+               output_hidden_states: bool = False, **flattened):
+        """(hidden, packed, states): the real tokens' hidden states (T, dim) and their PackedTokens, or on the
+        padded path (padding_free=False) hidden (B, S, dim) and None; every block's input and output if asked."""
         c = self.config
         del token_type_ids  # our tokenizer returns them for every WordPiece vocab; DistilBERT has no token types
-        ids, mask, _ = check_inputs(input_ids, attention_mask, None, vocab_size=c.vocab_size,
-                                    max_positions=c.max_position_embeddings, type_vocab_size=None, device=self.device)
-        hidden, states = self.transformer(self.embeddings(ids), mask, output_hidden_states)
-        out = ModelOutput(last_hidden_state=hidden)
-        if states is not None:
-            out.hidden_states = states
-        return out
+        ids, mask, _, positions = check_inputs(input_ids, attention_mask, None, vocab_size=c.vocab_size,
+                                               max_positions=c.max_position_embeddings, type_vocab_size=None,
+                                               device=self.device, position_ids=position_ids)
+        packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
+        if packed is None:
+            hidden, states = self.transformer(self.embeddings(ids, positions), mask, output_hidden_states)
+        else:
+            hidden = self.embeddings(packed.pack(ids), packed.position_ids)
+            hidden, states = self.transformer(hidden, packed, output_hidden_states)
+        return hidden, packed, states
 
     def embedding_layers(self) -> list[Module]:
         return [self.embeddings]

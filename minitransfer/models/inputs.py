@@ -23,11 +23,12 @@ def _array(x, name: str, like_device: str):
 
 
 def check_inputs(input_ids, attention_mask, token_type_ids, *, vocab_size: int, max_positions: int,
-                 type_vocab_size: int | None, device: str):
+                 type_vocab_size: int | None, device: str, position_ids=None):
     """Validate and normalize model inputs.
 
-    input_ids: (batch, seq) ints; attention_mask, token_type_ids: same shape or None.
-    Returns (input_ids, attention_mask or None, token_type_ids or None) as arrays on `device`.
+    input_ids: (batch, seq) ints; attention_mask, token_type_ids, position_ids: same shape or None.
+    Returns (input_ids, attention_mask or None, token_type_ids or None, position_ids or None) as arrays on
+    `device`.
     """
     if input_ids is None:
         raise InputError("input_ids is required")
@@ -36,7 +37,7 @@ def check_inputs(input_ids, attention_mask, token_type_ids, *, vocab_size: int, 
         raise InputError(f"input_ids has shape {ids.shape}: pass a batch of shape (batch, seq), e.g. ids[None]")
     if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:
         raise InputError(f"input_ids must have shape (batch, seq) with batch, seq > 0, got {ids.shape}")
-    if ids.shape[1] > max_positions:
+    if ids.shape[1] > max_positions and position_ids is None:
         raise InputError(
             f"sequence of {ids.shape[1]} tokens is longer than the model's max_position_embeddings ({max_positions}): "
             f"tokenize with truncation=True, max_length={max_positions} (or split the text into windows)"
@@ -58,4 +59,12 @@ def check_inputs(input_ids, attention_mask, token_type_ids, *, vocab_size: int, 
             raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {ids.shape}")
         if int(types.min()) < 0 or int(types.max()) >= type_vocab_size:
             raise InputError(f"token_type_ids must lie in [0, {type_vocab_size})")
-    return ids, mask, types
+    positions = None
+    if position_ids is not None:
+        positions = _array(position_ids, "position_ids", device)
+        if positions.shape != ids.shape:
+            raise InputError(f"position_ids has shape {positions.shape} but input_ids has {ids.shape}")
+        if int(positions.min()) < 0 or int(positions.max()) >= max_positions:
+            raise InputError(f"position_ids must lie in [0, {max_positions}) (the model's max_position_embeddings): "
+                             "a sequence is longer than the model can read; truncate or split it")
+    return ids, mask, types, positions

@@ -10,6 +10,7 @@ import numpy as np
 
 from minitransfer import ops
 from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module
 from minitransfer.errors import CheckpointError
 from minitransfer.models.bert import ACTIVATIONS, BertModel
 from minitransfer.models.config import ModelConfig
@@ -22,11 +23,14 @@ from minitransfer.nn import LayerNorm, Linear, Module, Parameter
 class MaskedLMMixin:
     """Shared by both MLM models: the loss, and refusing to start fill-mask from a random head."""
 
-    def mlm_output(self, hidden_logits: Tensor, labels) -> ModelOutput:
-        out = ModelOutput(logits=hidden_logits)
+    def mlm_output(self, logits: Tensor, packed, labels) -> ModelOutput:
+        """logits: (T, vocab) on the packed real tokens, or (B, S, vocab) when packed is None (padded path)."""
+        out = ModelOutput(logits=logits if packed is None else packed.to_padded(logits))
         if labels is not None:
             labels = labels.data if isinstance(labels, Tensor) else labels
-            out.loss = ops.cross_entropy(hidden_logits.reshape(-1, hidden_logits.shape[-1]), labels.reshape(-1))
+            if packed is not None:
+                labels = packed.pack(get_array_module(logits.data).asarray(labels))
+            out.loss = ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         return out
 
     def check_new_head(self, missing, source, allow_new_head) -> None:
@@ -85,9 +89,10 @@ class BertForMaskedLM(MaskedLMMixin, PreTrainedModel):
         self.cls = BertOnlyMLMHead(config)
         self.tie_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None):
-        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
-        return self.mlm_output(self.cls(hidden), labels)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                **flattened):
+        hidden, packed, _ = self.bert.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
+        return self.mlm_output(self.cls(hidden), packed, labels)
 
 
 class DistilBertForMaskedLM(MaskedLMMixin, PreTrainedModel):
@@ -108,7 +113,8 @@ class DistilBertForMaskedLM(MaskedLMMixin, PreTrainedModel):
         self.vocab_projector = Linear(config.dim, config.vocab_size, init_std=std)
         self.tie_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None):
-        hidden = self.distilbert(input_ids, attention_mask).last_hidden_state
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                **flattened):
+        hidden, packed, _ = self.distilbert.encode(input_ids, attention_mask, None, position_ids, **flattened)
         hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
-        return self.mlm_output(self.vocab_projector(hidden), labels)
+        return self.mlm_output(self.vocab_projector(hidden), packed, labels)

@@ -1,6 +1,9 @@
 """ModelOutput: what a model call returns, readable by attribute (`out.logits`) or key (`out["logits"]`)."""
 from __future__ import annotations
 
+from minitransfer.backend import to_numpy
+from minitransfer.errors import InputError
+
 
 class ModelOutput(dict):
     """A dict of Tensors with attribute access; only the fields a model produced are present."""
@@ -13,3 +16,35 @@ class ModelOutput(dict):
 
     def __setattr__(self, name, value):
         self[name] = value
+
+
+FLATTENED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
+
+
+def flattened_bounds(kwargs: dict):
+    """The sequence bounds of a flattened batch, from transformers' keyword names (DataCollatorWithFlattening's
+    `return_flash_attn_kwargs=True`): cu_seq_lens_q, or None. Self-attention has one set of bounds, so
+    cu_seq_lens_k must equal it; the max lengths and seq_idx follow from the bounds and are not needed."""
+    unknown = sorted(set(kwargs) - set(FLATTENED_KEYS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}")
+    q, k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
+    if q is None:
+        q, k = k, None
+    if q is not None and k is not None:
+        if to_numpy(q).tolist() != to_numpy(k).tolist():
+            raise InputError("cu_seq_lens_k differs from cu_seq_lens_q: self-attention needs one set of bounds")
+    return q
+
+
+def body_output(hidden, packed, states) -> ModelOutput:
+    """A body's ModelOutput in the padded layout (B, S, H), from its packed rows (T, H) when `packed` is set."""
+    if packed is None:
+        out = ModelOutput(last_hidden_state=hidden)
+        if states is not None:
+            out.hidden_states = states
+        return out
+    out = ModelOutput(last_hidden_state=packed.to_padded(hidden))
+    if states is not None:
+        out.hidden_states = tuple(packed.to_padded(s) for s in states)
+    return out

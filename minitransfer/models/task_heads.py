@@ -11,14 +11,19 @@ of a live model, and `from_body` puts a fresh head on the body of any loaded mod
 """
 from __future__ import annotations
 
+import numpy as np
+
 from minitransfer import ops
 from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module
+from minitransfer.errors import InputError
 from minitransfer.models.bert import BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import DistilBertModel
 from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Linear
+from minitransfer.nn.packing import first_tokens
 
 
 class TaskModel(PreTrainedModel):
@@ -93,12 +98,14 @@ class SequenceClassification(TaskModel):
             self.classifier = Linear(c.dim, c.num_labels, init_std=std)
             self.dropout = Dropout(c.seq_classif_dropout)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None) -> ModelOutput:
-        out = self.body(input_ids, attention_mask, token_type_ids)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                **flattened) -> ModelOutput:
         if self.config.model_type == "bert":
+            out = self.body(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
             logits = self.classifier(self.dropout(out.pooler_output))
         else:
-            pooled = ops.relu(self.pre_classifier(out.last_hidden_state[:, 0]))
+            hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
+            pooled = ops.relu(self.pre_classifier(first_tokens(hidden, packed)))
             logits = self.classifier(self.dropout(pooled))
         result = ModelOutput(logits=logits)
         if labels is not None:
@@ -122,12 +129,15 @@ class TokenClassification(TaskModel):
         self.dropout = Dropout(p)
         self.classifier = Linear(c.hidden, c.num_labels, init_std=c.initializer_range)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None) -> ModelOutput:
-        hidden = self.body(input_ids, attention_mask, token_type_ids).last_hidden_state
-        logits = self.classifier(self.dropout(hidden))
-        result = ModelOutput(logits=logits)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                **flattened) -> ModelOutput:
+        hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
+        logits = self.classifier(self.dropout(hidden))  # (T, num_labels) packed, (B, S, num_labels) padded
+        result = ModelOutput(logits=logits if packed is None else packed.to_padded(logits))
         if labels is not None:
             labels = labels.data if isinstance(labels, Tensor) else labels
+            if packed is not None:  # the loss over real tokens only (padding carries -100 anyway)
+                labels = packed.pack(get_array_module(logits.data).asarray(labels))
             result.loss = ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         return result
 
@@ -141,12 +151,19 @@ class QuestionAnswering(TaskModel):
             self.dropout = Dropout(c.qa_dropout)
         self.qa_outputs = Linear(c.hidden, 2, init_std=c.initializer_range)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, start_positions=None,
-                end_positions=None) -> ModelOutput:
-        hidden = self.body(input_ids, attention_mask, token_type_ids).last_hidden_state
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                start_positions=None, end_positions=None, **flattened) -> ModelOutput:
+        hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
         if self.config.model_type == "distilbert":
             hidden = self.dropout(hidden)
-        logits = self.qa_outputs(hidden)  # (B, S, 2)
+        logits = self.qa_outputs(hidden)  # (T, 2) packed, (B, S, 2) padded
+        if packed is not None:
+            if packed.batch != len(packed.cu_seqlens) - 1:
+                raise InputError("question answering needs one window per row of a padded batch, not a flattened "
+                                 "batch: its logits are read per row")
+            # Padding gets the lowest float, so the start/end softmax runs over real tokens only (transformers'
+            # padded softmax includes pad positions); logits on real tokens are the padded path's.
+            logits = packed.to_padded(logits, fill=float(np.finfo(logits.dtype).min))
         result = ModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])
         if start_positions is not None and end_positions is not None:
             seq = logits.shape[1]
@@ -156,6 +173,8 @@ class QuestionAnswering(TaskModel):
                 # As transformers: clamp to [0, seq] and ignore seq, so a position past the window adds no loss.
                 positions = positions.clip(0, seq)
                 positions[positions == seq] = -100
+                if packed is not None:  # a position on padding has probability 0 here: it adds no loss either
+                    positions[~packed.is_real(positions)] = -100
                 losses.append(ops.cross_entropy(result[f"{name}_logits"], positions))
             result.loss = (losses[0] + losses[1]) * 0.5
         return result

@@ -97,10 +97,12 @@ def dense_dropout_residual_norm(dense: Linear, x: Tensor, residual: Tensor, norm
                                                 norm.bias, norm.eps, p, training)
 
 
-def apply_layers(layers, x: Tensor, key_padding_mask, output_hidden_states: bool = False):
-    """Run transformer blocks in order: (last hidden state, every block's input and output if asked, else None)."""
+def apply_layers(layers, x: Tensor, mask, output_hidden_states: bool = False):
+    """Run transformer blocks in order: (last hidden state, every block's input and output if asked, else None).
+
+    mask: the PackedTokens of a packed x (T, H), or the key padding mask of a padded x (B, S, H)."""
     states = [x]
     for block in layers:
-        x = block(x, key_padding_mask)
+        x = block(x, mask)
         states.append(x)
     return x, (tuple(states) if output_hidden_states else None)

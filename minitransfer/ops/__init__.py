@@ -13,6 +13,7 @@ from minitransfer.ops import nn as _nn
 from minitransfer.ops import reduce as _r
 from minitransfer.ops import shape as _s
 from minitransfer.ops.attention import attention
+from minitransfer.ops.varlen_attention import varlen_attention
 
 
 def _const(x, like: Tensor):
@@ -93,6 +94,16 @@ def getitem(x, index) -> Tensor:
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return _s.GetItem(index)(x)
+
+
+def take_rows(x, rows) -> Tensor:
+    """x[rows] along axis 0 for distinct integer rows: (n, ...) -> (len(rows), ...)."""
+    return _s.TakeRows(rows.data if isinstance(rows, Tensor) else rows)(x)
+
+
+def scatter_rows(x, rows, num_rows: int, fill: float = 0.0) -> Tensor:
+    """The inverse of take_rows: (len(rows), ...) -> (num_rows, ...), x at `rows` (distinct), `fill` elsewhere."""
+    return _s.ScatterRows(rows.data if isinstance(rows, Tensor) else rows, num_rows, fill)(x)
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
@@ -190,8 +201,9 @@ def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "matmul", "linear",
-    "reshape", "transpose", "getitem", "concat", "where", "masked_fill", "sum", "mean", "max",
+    "reshape", "transpose", "getitem", "take_rows", "scatter_rows", "concat", "where", "masked_fill",
+    "sum", "mean", "max",
     "relu", "gelu", "bias_gelu", "bias_dropout_residual_layer_norm",
     "softmax", "log_softmax", "layer_norm", "dropout", "embedding", "cross_entropy",
-    "attention",
+    "attention", "varlen_attention",
 ]

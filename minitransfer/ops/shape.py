@@ -100,3 +100,37 @@ class Where(Function):
         ga = sum_to(xp.where(self.condition, gy, zero), self.shapes[0]) if self.needs_input_grad[0] else None
         gb = sum_to(xp.where(self.condition, zero, gy), self.shapes[1]) if self.needs_input_grad[1] else None
         return ga, gb
+
+
+class TakeRows(Function):
+    """x[rows] for distinct row indices (a gather along axis 0); backward writes each row's gradient back.
+
+    Unlike GetItem's general integer indexing it needs no scatter-add: rows never repeat (packing, [CLS] rows).
+    """
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[self.rows]
+
+    def backward(self, gy):
+        gx = get_array_module(gy).zeros(self.in_shape, dtype=gy.dtype)
+        gx[self.rows] = gy
+        return gx
+
+
+class ScatterRows(Function):
+    """out (num_rows, ...) = fill everywhere but out[rows] = x, for distinct rows; backward gathers gy[rows]."""
+
+    def __init__(self, rows, num_rows: int, fill: float = 0.0):
+        self.rows, self.num_rows, self.fill = rows, num_rows, fill
+
+    def forward(self, x):
+        out = get_array_module(x).full((self.num_rows, *x.shape[1:]), self.fill, dtype=x.dtype)
+        out[self.rows] = x
+        return out
+
+    def backward(self, gy):
+        return gy[self.rows]

@@ -35,28 +35,56 @@ def labels_for(head, enc):
     return {"start_positions": rng.integers(0, seq, batch_size), "end_positions": rng.integers(0, seq + 5, batch_size)}
 
 
+def qa_loss_over_real_tokens(ref_out, targets, mask):
+    """transformers' QA loss with pad positions masked out of the start/end softmax: what the packed path
+    computes (its softmax runs over real tokens only)."""
+    pad = torch.tensor(mask == 0)
+    seq = mask.shape[1]
+    losses = []
+    for name, positions in (("start", targets["start_positions"]), ("end", targets["end_positions"])):
+        logits = ref_out[f"{name}_logits"].masked_fill(pad, torch.finfo(torch.float32).min)
+        target = torch.tensor(positions).clamp(0, seq)
+        on_padding = torch.tensor(mask)[torch.arange(len(target)), target.clamp(max=seq - 1)] == 0
+        target[on_padding] = seq  # a position on padding: probability 0 in the packed softmax, so no loss
+        losses.append(torch.nn.functional.cross_entropy(logits, target, ignore_index=seq))
+    return (losses[0] + losses[1]) / 2
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
 @pytest.mark.parametrize("head", list(HEADS))
 @pytest.mark.parametrize("model_type", ["bert", "distilbert"])
 def test_head_matches_transformers_logits_loss_and_gradients(checkpoints, minilm_path, sentences, tmp_path, head,
-                                                             model_type):
+                                                             model_type, padding_free):
+    """Padded path: transformers' numbers everywhere. Packed path: the same on real tokens, and the same loss
+    and gradients (for QA: against transformers' loss with pad positions masked)."""
     body_path, _ = checkpoints[model_type, "safetensors"]
     suffix, auto = HEADS[head]
     hf_cls = getattr(transformers, ("Bert" if model_type == "bert" else "DistilBert") + suffix)
     torch.manual_seed(0)
     ref = hf_cls.from_pretrained(body_path, num_labels=2 if head == "qa" else 3, **NO_DROPOUT[model_type])
     ref.save_pretrained(tmp_path)  # the head's random weights travel through a checkpoint to ours
-    model = auto.from_pretrained(tmp_path, **NO_DROPOUT[model_type]).train()
+    model = auto.from_pretrained(tmp_path, padding_free=padding_free, **NO_DROPOUT[model_type]).train()
     assert model.loading_info["missing_keys"] == []
     enc = batch(minilm_path, sentences, distil=model_type == "distilbert")
     targets = labels_for(head, enc)
     out = model(**enc, **targets)
     ref.train()
     ref_out = ref(**torch_inputs(enc), **{k: torch.tensor(v) for k, v in targets.items()})
+    real = enc["attention_mask"].astype(bool)
     for key in ("logits",) if head != "qa" else ("start_logits", "end_logits"):
-        assert np.abs(out[key].numpy() - ref_out[key].detach().numpy()).max() < 1e-4, key
-    assert abs(out.loss.item() - ref_out.loss.item()) < 1e-5
+        ours, theirs = out[key].numpy(), ref_out[key].detach().numpy()
+        if head != "seq" and padding_free:
+            ours, theirs = ours[real], theirs[real]
+        assert np.abs(ours - theirs).max() < 1e-4, key
+    ref_loss = ref_out.loss
+    if head == "qa":
+        masked_loss = qa_loss_over_real_tokens(ref_out, targets, enc["attention_mask"])
+        # The masked loss must differ from transformers' own, or the packed comparison would test nothing.
+        assert abs(masked_loss.item() - ref_out.loss.item()) > 1e-4
+        ref_loss = masked_loss if padding_free else ref_out.loss
+    assert abs(out.loss.item() - ref_loss.item()) < 1e-5
     out.loss.backward()
-    ref_out.loss.backward()
+    ref_loss.backward()
     assert_gradients_match(model, dict(ref.named_parameters()))
 
 

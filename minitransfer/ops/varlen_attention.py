@@ -1,0 +1,176 @@
+"""Variable-length ("varlen", packed, padding-free) attention: the entry point for packed batches.
+
+Layout (FlashAttention-2's varlen API): q, k, v are (tokens, heads, head_dim), the real tokens of several
+sequences one after another, and cu_seqlens (n_seqs + 1,) holds the offsets: sequence s is rows
+cu_seqlens[s]:cu_seqlens[s + 1]. Each sequence attends to itself only, with no mask:
+    out[t, h] = softmax(q[t, h] . k[seq(t), h]^T / sqrt(head_dim)) (dropout) v[seq(t), h]
+which costs sum L_s^2 instead of batch x seq^2. `varlen_attention` picks the implementation exactly as
+ops.attention does (same switch, MINITRANSFER_ATTENTION=reference): FusedVarlenAttention
+(kernels/attention_varlen_cpu.py) for NumPy float32/float64 with numba, else ReferenceVarlenAttention.
+Both use the same dropout mask for a given seed (kernels/attention_reference.py: varlen_dropout_mask).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minitransfer import random
+from minitransfer.autograd import Function, Tensor, as_tensor
+from minitransfer.backend import get_array_module, to_numpy
+from minitransfer.errors import InputError
+from minitransfer.ops.attention import _select_implementation
+from minitransfer.ops.fused_attention import FusedAttention
+
+
+def check_cu_seqlens(cu_seqlens, tokens: int) -> np.ndarray:
+    """cu_seqlens as a 1-D int64 NumPy array, after checking that it splits `tokens` rows into sequences:
+    it starts at 0, increases strictly (no sequence without a token) and ends at `tokens`."""
+    if isinstance(cu_seqlens, Tensor):
+        cu_seqlens = cu_seqlens.data
+    cu = to_numpy(cu_seqlens)
+    if cu.ndim != 1 or cu.dtype.kind not in "iu":
+        raise InputError(f"cu_seqlens must be a 1-D integer array of sequence offsets, (n_seqs + 1,); got shape "
+                         f"{cu.shape} and dtype {cu.dtype}")
+    if len(cu) < 2:
+        raise InputError(f"cu_seqlens holds {len(cu)} offset(s), so no sequence: it needs n_seqs + 1 >= 2 offsets, "
+                         f"0 first and the token count last")
+    cu = cu.astype(np.int64)
+    if cu[0] != 0:
+        raise InputError(f"cu_seqlens must start at 0; it starts at {cu[0]}")
+    lengths = np.diff(cu)
+    if (lengths <= 0).any():
+        i = int(np.flatnonzero(lengths <= 0)[0])
+        if lengths[i] == 0:
+            raise InputError(f"sequence {i} has no token (cu_seqlens[{i}] = cu_seqlens[{i + 1}] = {cu[i]}): "
+                             "cu_seqlens must increase strictly")
+        raise InputError(f"cu_seqlens must increase strictly, but cu_seqlens[{i + 1}] = {cu[i + 1]} is below "
+                         f"cu_seqlens[{i}] = {cu[i]}")
+    if cu[-1] != tokens:
+        raise InputError(f"cu_seqlens end at {cu[-1]} but q has {tokens} tokens")
+    return cu
+
+
+def _sequence_heads(x, start: int, end: int):
+    """Rows start:end of a packed (tokens, heads, d) array as (heads, L, d) (a view)."""
+    return x[start:end].transpose(1, 0, 2)
+
+
+def _draw_seed(dropout_p: float, seed) -> int:
+    if dropout_p <= 0:
+        return 0
+    return int(random.numpy_rng().integers(0, 2**64, dtype=np.uint64)) if seed is None else int(seed)
+
+
+class ReferenceVarlenAttention(Function):
+    """Packed attention in plain NumPy/CuPy: one (heads, L, L) softmax per sequence, kept for backward.
+
+    q, k, v: (tokens, heads, head_dim); cu_seqlens: (n_seqs + 1,) offsets. The dropout mask is the fused
+    kernel's (varlen_dropout_mask of the seed), so both agree exactly; seed None draws one per call.
+    """
+
+    def __init__(self, cu_seqlens, dropout_p: float = 0.0, seed: int | None = None):
+        self.cu_seqlens = to_numpy(cu_seqlens).astype(np.int64)
+        self.dropout_p = float(dropout_p)
+        self.given_seed = seed
+
+    def forward(self, q, k, v):
+        xp = get_array_module(q)
+        k, v = k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
+        self.scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+        self.seed = _draw_seed(self.dropout_p, self.given_seed)
+        masks = None
+        if self.dropout_p > 0:
+            from minitransfer.kernels.attention_reference import varlen_dropout_mask  # NumPy only, no numba
+
+            masks = [xp.asarray(m) for m in varlen_dropout_mask(self.seed, self.cu_seqlens, q.shape[1],
+                                                                self.dropout_p, q.dtype)]
+        out = xp.empty(q.shape, dtype=q.dtype)
+        self.probs = []
+        for s, (start, end) in enumerate(zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])):
+            qs, ks, vs = (_sequence_heads(x, start, end) for x in (q, k, v))
+            scores = qs @ xp.swapaxes(ks, -1, -2)
+            scores *= self.scale
+            scores -= scores.max(axis=-1, keepdims=True)
+            xp.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            self.probs.append(scores)
+            dropped = scores * masks[s] if masks is not None else scores
+            out[start:end] = (dropped @ vs).transpose(1, 0, 2)
+        self.masks, self.q, self.k, self.v = masks, q, k, v
+        return out
+
+    def backward(self, gout):
+        xp = get_array_module(gout)
+        need_q, need_k, need_v = self.needs_input_grad
+        gq, gk, gv = (xp.empty(self.q.shape, dtype=self.q.dtype) if need else None for need in (need_q, need_k, need_v))
+        for s, (start, end) in enumerate(zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])):
+            qs, ks, vs, gs_out = (_sequence_heads(x, start, end) for x in (self.q, self.k, self.v, gout))
+            probs = self.probs[s]
+            drop = self.masks[s] if self.masks is not None else None
+            if need_v:
+                dropped = probs * drop if drop is not None else probs
+                gv[start:end] = (xp.swapaxes(dropped, -1, -2) @ gs_out).transpose(1, 0, 2)
+            gp = gs_out @ xp.swapaxes(vs, -1, -2)
+            if drop is not None:
+                gp *= drop
+            gs = probs * (gp - (gp * probs).sum(axis=-1, keepdims=True))
+            gs *= self.scale
+            if need_q:
+                gq[start:end] = (gs @ ks).transpose(1, 0, 2)
+            if need_k:
+                gk[start:end] = (xp.swapaxes(gs, -1, -2) @ qs).transpose(1, 0, 2)
+        return gq, gk, gv
+
+
+def _kernel():
+    from minitransfer.kernels import attention_varlen_cpu  # lazy: imports numba
+
+    return attention_varlen_cpu
+
+
+class FusedVarlenAttention(Function):
+    """Packed attention over the numba kernel (kernels/attention_varlen_cpu.py), NumPy float32/float64.
+
+    Same interface and dropout mask as ReferenceVarlenAttention; keeps only q, k, v, the output and the
+    logsumexp (heads, tokens) for backward, which recomputes the probabilities and the mask.
+    """
+
+    def __init__(self, cu_seqlens, dropout_p: float = 0.0, seed: int | None = None):
+        self.cu_seqlens = np.ascontiguousarray(to_numpy(cu_seqlens), dtype=np.int64)
+        self.dropout_p = float(dropout_p)
+        self.given_seed = seed
+
+    def forward(self, q, k, v):
+        k, v = k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
+        self.seed = _draw_seed(self.dropout_p, self.given_seed)
+        out, lse = _kernel().varlen_attention_forward(q, k, v, self.cu_seqlens, self.dropout_p, self.seed)
+        self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
+        return out
+
+    def backward(self, gout):
+        dq, dk, dv = _kernel().varlen_attention_backward(gout.astype(self.q.dtype, copy=False), self.q, self.k,
+                                                         self.v, self.out, self.lse, self.cu_seqlens,
+                                                         self.dropout_p, self.seed)
+        return tuple(g if need else None for g, need in zip((dq, dk, dv), self.needs_input_grad))
+
+
+def _select_varlen_implementation(q: Tensor, dropout_p: float):
+    """FusedVarlenAttention wherever ops.attention would pick its fused kernel, else the reference."""
+    return FusedVarlenAttention if _select_implementation(q, dropout_p) is FusedAttention else ReferenceVarlenAttention
+
+
+def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: float = 0.0,
+                     training: bool = False) -> Tensor:
+    """Attention over packed (tokens, heads, head_dim) tensors, each sequence of cu_seqlens to itself.
+
+    cu_seqlens: (n_seqs + 1,) integer offsets, 0 first and tokens last (checked: InputError otherwise).
+    Dropout on the probabilities only in training. Returns (tokens, heads, head_dim).
+    """
+    q = as_tensor(q)
+    if q.ndim != 3 or as_tensor(k).shape != q.shape or as_tensor(v).shape != q.shape:
+        raise InputError(f"varlen_attention needs q, k, v of one shape (tokens, heads, head_dim); got "
+                         f"{q.shape}, {as_tensor(k).shape}, {as_tensor(v).shape}")
+    cu = check_cu_seqlens(cu_seqlens, q.shape[0])
+    p = dropout_p if training else 0.0
+    return _select_varlen_implementation(q, p)(cu, p)(q, k, v)
