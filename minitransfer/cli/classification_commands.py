@@ -36,6 +36,10 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--group-by-length", action="store_true",
                    help="batch sentences of similar length together: less padding, faster (transformers' option)")
+    p.add_argument("--max-tokens-per-batch", type=int, default=0, metavar="N",
+                   help="batches of at most N real tokens instead of --batch-size rows (fairseq's max_tokens)")
+    p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
+                   help="compute padding too, as transformers does (its exact numbers; slower)")
 
 
 def training_arguments(args: argparse.Namespace, metric: str = "accuracy", greater_is_better: bool = True):
@@ -46,7 +50,8 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
         per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=args.grad_accum, seed=args.seed,
         warmup_ratio=args.warmup, weight_decay=args.weight_decay, lr_scheduler_type=args.schedule,
         max_grad_norm=args.max_grad_norm, eval_steps=args.eval_steps, plot=args.plot,
-        group_by_length=args.group_by_length,
+        group_by_length=args.group_by_length, max_tokens_per_batch=args.max_tokens_per_batch,
+        padding_free=args.padding_free,
         progress_bar=not args.no_progress, metric_for_best_model=metric, greater_is_better=greater_is_better)
 
 

@@ -103,3 +103,23 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, seed: int, epoch:
     longest = max(range(len(megabatches)), key=lambda i: lengths[megabatches[i][0]])
     megabatches[0], megabatches[longest] = megabatches[longest], megabatches[0]
     return np.concatenate(megabatches)
+
+
+def token_budget_batches(order: np.ndarray, lengths: np.ndarray, max_tokens: int) -> list[np.ndarray]:
+    """Cut `order` into consecutive batches of at most `max_tokens` real tokens each (fairseq's max_tokens).
+
+    With padding-free models a batch costs its real tokens, not rows x longest row, so a budget of tokens keeps
+    every step's work about equal. An example longer than the budget makes a batch of its own.
+    """
+    if max_tokens <= 0:
+        raise InputError(f"max_tokens_per_batch must be > 0, got {max_tokens}")
+    batches, start, used = [], 0, 0
+    for i, example in enumerate(order):
+        n = int(lengths[example])
+        if used and used + n > max_tokens:
+            batches.append(order[start:i])
+            start, used = i, 0
+        used += n
+    if start < len(order):
+        batches.append(order[start:])
+    return batches

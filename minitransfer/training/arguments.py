@@ -29,6 +29,8 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     seed: int = 42
     group_by_length: bool = False  # batch examples of similar length together (less padding, faster)
+    max_tokens_per_batch: int = 0  # > 0: batches of at most this many real tokens instead of a number of rows
+    padding_free: bool = True  # the model computes real tokens only (nn/packing.py); False: the padded path
     logging_steps: int = 10
     eval_every_epoch: bool = True
     eval_steps: int = 0  # > 0: also evaluate every this many optimizer steps
@@ -45,6 +47,7 @@ class TrainingArguments:
             (self.gradient_accumulation_steps > 0, "gradient_accumulation_steps must be > 0"),
             (0 <= self.warmup_ratio <= 1, "warmup_ratio must lie in [0, 1]"),
             (self.num_train_epochs > 0 or self.max_steps > 0, "train for num_train_epochs > 0 or max_steps > 0"),
+            (self.max_tokens_per_batch >= 0, "max_tokens_per_batch must be >= 0 (0: batches of a number of rows)"),
         ]
         for ok, message in checks:
             if not ok:

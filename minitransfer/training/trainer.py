@@ -27,7 +27,14 @@ from minitransfer.autograd import no_grad
 from minitransfer.errors import CheckpointError, InputError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
-from minitransfer.tasks.batching import epoch_order, example_lengths, length_grouped_order, make_batches, pad_collate
+from minitransfer.tasks.batching import (
+    epoch_order,
+    example_lengths,
+    length_grouped_order,
+    make_batches,
+    pad_collate,
+    token_budget_batches,
+)
 from minitransfer.training.arguments import TrainingArguments
 
 EvaluateFn = Callable[["Trainer"], dict]
@@ -58,14 +65,21 @@ class Trainer:
         self.optimizer = self.scheduler = None
 
     # ---- setup ----
-    def steps_per_epoch(self) -> int:
+    def steps_per_epoch(self, epoch: int = 0) -> int:
+        if self.args.max_tokens_per_batch:  # the number of batches depends on the epoch's order
+            return len(self._epoch_steps(epoch))
         batches = math.ceil(len(self.train_dataset) / self.args.per_device_train_batch_size)
         return max(batches // self.args.gradient_accumulation_steps, 1)
 
     def total_steps(self) -> int:
         if self.args.max_steps > 0:
             return self.args.max_steps
-        return math.ceil(self.steps_per_epoch() * self.args.num_train_epochs)
+        epochs = self.args.num_train_epochs
+        if not self.args.max_tokens_per_batch:
+            return math.ceil(self.steps_per_epoch() * epochs)
+        whole = int(epochs)
+        total = sum(self.steps_per_epoch(e) for e in range(whole))
+        return total + math.ceil(self.steps_per_epoch(whole) * (epochs - whole)) if epochs > whole else total
 
     def create_optimizer(self) -> None:
         a = self.args
@@ -85,6 +99,7 @@ class Trainer:
             raise InputError("the training set is empty: check the file and --max-train-examples")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         mt_random.manual_seed(a.seed)
+        set_padding_free(self.model, a.padding_free)
         self.create_optimizer()
         epoch, skip_steps = 0, 0
         if resume:
@@ -156,13 +171,16 @@ class Trainer:
         A trailing group shorter than gradient_accumulation_steps is dropped (unless it is the only one).
         """
         size, accum = self.args.per_device_train_batch_size, self.args.gradient_accumulation_steps
+        if (self.args.group_by_length or self.args.max_tokens_per_batch) and self._lengths is None:
+            self._lengths = example_lengths(self.train_dataset)
         if self.args.group_by_length:
-            if self._lengths is None:
-                self._lengths = example_lengths(self.train_dataset)
             order = length_grouped_order(self._lengths, size, self.args.seed, epoch)
         else:
             order = epoch_order(len(self.train_dataset), self.args.seed, epoch)
-        batches = [order[i:i + size] for i in range(0, len(order), size)]
+        if self.args.max_tokens_per_batch:
+            batches = token_budget_batches(order, self._lengths, self.args.max_tokens_per_batch)
+        else:
+            batches = [order[i:i + size] for i in range(0, len(order), size)]
         steps = [batches[i:i + accum] for i in range(0, len(batches) - accum + 1, accum)]
         return steps or [batches]
 
@@ -298,6 +316,14 @@ class Trainer:
     def _read_log(self) -> list[dict]:
         path = self.output_dir / "metrics.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def set_padding_free(model, padding_free: bool) -> None:
+    """Point every config in the model (a head and its body, or a wrapped model) at one padding_free setting."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "__dict__") and "model_type" in config.__dict__:
+            config.padding_free = padding_free
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -7,7 +7,14 @@ import pytest
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
 from minitransfer.random import manual_seed
-from minitransfer.tasks.batching import ArrayDataset, epoch_order, example_lengths, length_grouped_order, pad_collate
+from minitransfer.tasks.batching import (
+    ArrayDataset,
+    epoch_order,
+    example_lengths,
+    length_grouped_order,
+    pad_collate,
+    token_budget_batches,
+)
 from minitransfer.training import Trainer, TrainingArguments
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
@@ -35,7 +42,8 @@ def make_trainer(tmp_path, dropout=0.1, **overrides):
     manual_seed(0)
     model = BertForSequenceClassification(ModelConfig("bert", num_labels=2, hidden_dropout_prob=dropout,
                                                       attention_probs_dropout_prob=dropout, **TINY))
-    args = TrainingArguments(str(tmp_path), num_train_epochs=5, per_device_train_batch_size=16, learning_rate=3e-3,
+    overrides = {"num_train_epochs": 5, **overrides}
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=16, learning_rate=3e-3,
                              logging_steps=1, progress_bar=False, seed=3, **overrides)
     return Trainer(model, args, toy_dataset(), toy_dataset(64, seed=1), compute_metrics=accuracy)
 
@@ -149,3 +157,35 @@ def test_plot_writes_a_png_of_the_curves(tmp_path):
     trainer.train()
     png = (tmp_path / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_token_budget_batches_hold_at_most_the_budget_and_cover_the_epoch():
+    lengths = np.array([5, 9, 3, 12, 7, 7, 1, 20])
+    order = np.array([3, 0, 7, 6, 1, 2, 5, 4])
+    batches = token_budget_batches(order, lengths, 14)
+    np.testing.assert_array_equal(np.concatenate(batches), order)
+    assert [lengths[b].sum() for b in batches] == [12, 5, 20, 13, 14]  # 20 alone: longer than the budget
+    with pytest.raises(InputError, match="max_tokens_per_batch"):
+        token_budget_batches(order, lengths, 0)
+
+
+def test_trainer_with_a_token_budget_runs_exactly_its_epochs(tmp_path):
+    trainer = make_trainer(tmp_path, max_tokens_per_batch=100, num_train_epochs=2)
+    lengths = example_lengths(trainer.train_dataset)
+    per_epoch = [len(trainer._epoch_steps(e)) for e in range(2)]
+    assert trainer.total_steps() == sum(per_epoch)
+    for e in range(2):
+        sizes = [lengths[b[0]].sum() for b in trainer._epoch_steps(e)]
+        assert max(sizes) <= 100 and min(sizes[:-1]) > 100 - lengths.max(), "full batches, within the budget"
+    result = trainer.train()
+    assert result["global_step"] == sum(per_epoch)
+    epochs = [r["epoch"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r.get("eval")]
+    assert epochs == [1.0, 2.0]
+
+
+def test_padding_free_off_trains_on_the_padded_path_and_is_recorded(tmp_path):
+    trainer = make_trainer(tmp_path, padding_free=False, num_train_epochs=1)
+    trainer.train()
+    assert trainer.model.config.padding_free is False and trainer.model.bert.config.padding_free is False
+    assert json.loads((tmp_path / "training_args.json").read_text())["padding_free"] is False
