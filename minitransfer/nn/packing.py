@@ -98,6 +98,15 @@ class PackedTokens:
         """A (batch, seq) array -> its real tokens' entries (T,); None stays None."""
         return None if values is None else values.reshape(-1)[self.rows]
 
+    def index_of(self, batch_rows, columns):
+        """Packed row of each (batch row, column) position: (M,) ints; every position must be a real token."""
+        xp = get_array_module(self.rows)
+        flat = xp.asarray(batch_rows) * self.seq + xp.asarray(columns)
+        index = xp.minimum(xp.searchsorted(self.rows, flat), len(self.rows) - 1)
+        if bool((self.rows[index] != flat).any()):
+            raise InputError("a position asked for is padding (attention_mask 0): only real tokens have outputs")
+        return index
+
     def is_real(self, columns):
         """For one column per batch row (batch,): whether it is a real token; negative columns are not."""
         xp = get_array_module(self.rows)

@@ -176,12 +176,6 @@ def fixed_masking(dataset: TextDataset, masker: MLMMasker, seed: int = 0) -> Arr
 
 
 # ---- the masked-LM head, applied only where it is needed ----
-def encoder_output(model, input_ids, attention_mask=None, token_type_ids=None) -> Tensor:
-    """The body's last hidden state (batch, seq, hidden) of a BertForMaskedLM or DistilBertForMaskedLM."""
-    body = getattr(model, model.base_model_prefix)
-    return body(input_ids, attention_mask, token_type_ids).last_hidden_state
-
-
 def head_transform(model, hidden: Tensor) -> Tensor:
     """The MLM head before the decoder (dense → GELU → LayerNorm); hidden (..., hidden) → (..., hidden)."""
     if model.model_type == "bert":
@@ -201,8 +195,10 @@ def token_logits_at(model, batch: dict, rows, cols, token_ids=None) -> Tensor:
 
     Equal to model(**batch).logits[rows, cols][:, token_ids] without computing the other positions' logits.
     """
-    hidden = encoder_output(model, *(batch.get(k) for k in SEQUENCE_KEYS))
-    picked = head_transform(model, ops.getitem(hidden, (rows, cols)))
+    body = getattr(model, model.base_model_prefix)
+    hidden, packed, _ = body.encode(*(batch.get(k) for k in SEQUENCE_KEYS))
+    at = (rows, cols) if packed is None else packed.index_of(rows, cols)  # packed: rows of real tokens (T, H)
+    picked = head_transform(model, ops.getitem(hidden, at))
     decoder = decoder_of(model)
     if token_ids is None:
         return decoder(picked)
