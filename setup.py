@@ -22,7 +22,7 @@ setup(
         "gpu": ["cupy-cuda12x"],
         "gpu13": ["cupy-cuda13x"],
         "test": TEST_EXTRAS,
-        "bench": TEST_EXTRAS,
+        "bench": TEST_EXTRAS + ["accelerate==1.15.0"],  # transformers' Trainer (benchmarks/train_sst2_transformers.py)
         "plot": ["matplotlib"],
     },
     entry_points={"console_scripts": ["minitransfer=minitransfer.cli:main"]},

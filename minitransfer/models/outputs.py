@@ -1,21 +1,44 @@
-"""ModelOutput: what a model call returns, readable by attribute (`out.logits`) or key (`out["logits"]`)."""
+"""ModelOutput: what a model call returns, readable by attribute (`out.logits`), key (`out["logits"]`) or position
+(`out[0]`), as transformers' ModelOutput."""
 from __future__ import annotations
 
 from minitransfer.backend import to_numpy
 from minitransfer.errors import InputError
 
 
+# The fields a model may produce, in transformers' order (loss first): a field a model did not produce reads as
+# None by attribute, and positions (`out[0]`, to_tuple) count only the fields present.
+FIELDS = ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "pooler_output", "hidden_states",
+          "attentions")
+
+
 class ModelOutput(dict):
-    """A dict of Tensors with attribute access; only the fields a model produced are present."""
+    """A dict of Tensors with attribute access; only the fields a model produced are keys.
+
+    `out.loss` is None when no loss was computed (as transformers); a name that is no model field at all is an
+    AttributeError, so a typo does not read as None. `out[0]` is the first present field in FIELDS order.
+    """
 
     def __getattr__(self, name):
         try:
             return self[name]
         except KeyError:
+            if name in FIELDS:
+                return None
             raise AttributeError(f"this output has no {name!r}; it has {list(self)}") from None
 
     def __setattr__(self, name, value):
         self[name] = value
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, slice)):
+            return self.to_tuple()[key]
+        return super().__getitem__(key)
+
+    def to_tuple(self) -> tuple:
+        """The present fields' values: FIELDS order first, then any others in insertion order."""
+        known = [self[k] for k in FIELDS if k in self]
+        return tuple(known + [v for k, v in self.items() if k not in FIELDS])
 
 
 FLATTENED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
