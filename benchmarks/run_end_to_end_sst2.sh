@@ -10,7 +10,7 @@
 # train.tsv, else the shipped train_subset.tsv), EVAL (default the shipped dev.tsv), N, EPOCHS, SEED, OUT (default
 # a new /tmp/e2e-sst2.* folder: ours' run directory and both logs), ONLY=ours|transformers (one side only).
 # Printed at the end, for each side: the whole command's wall time, the training-loop time the library itself
-# reports (ours: train_runtime_s from OUT/ours/metrics.jsonl; transformers: the trainer.train() call and its
+# reports (ours: train_runtime from OUT/ours/metrics.jsonl; transformers: the trainer.train() call and its
 # train_runtime metric) and the dev accuracy after each epoch (the last one is the run's result).
 # Ours' training loop includes, like transformers', the evaluation after each epoch; unlike it (save_strategy
 # "no"), it also writes the best model and OUT/ours/last-checkpoint/ after each epoch.
@@ -76,10 +76,10 @@ def wall(name):
 rows = []
 if (out / "ours.wall").exists():
     records = [json.loads(line) for line in (out / "ours" / "metrics.jsonl").read_text().splitlines()]
-    done = next(r for r in records if r.get("train_done"))
-    per_epoch = [r["accuracy"] for r in records if r.get("eval")]
-    rows.append(("minitransfer", wall("ours"), f"{done['train_runtime_s']:.1f} (train_runtime_s)", per_epoch,
-                 done["global_step"]))
+    done = next(r for r in records if "train_runtime" in r)
+    per_epoch = [r["eval_accuracy"] for r in records if "eval_accuracy" in r]
+    rows.append(("minitransfer", wall("ours"), f"{done['train_runtime']:.1f} (train_runtime)", per_epoch,
+                 done["step"]))
 if (out / "transformers.wall").exists():
     line = next(ln for ln in reversed((out / "transformers.log").read_text().splitlines()) if ln.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])

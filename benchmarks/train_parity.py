@@ -70,8 +70,9 @@ def train_ours(trainer: Trainer) -> tuple[list[float], float]:
     # time the step itself, not the Trainer's checkpoint writes (the torch loop saves nothing)
     trainer._accumulate, trainer._optimizer_step = timed(trainer._accumulate), timed(trainer._optimizer_step)
     final = trainer.train()
-    print(f"ours: {final['global_step']} steps done", flush=True)
-    return [h["loss"] for h in trainer.history], spent[0] / final["global_step"]
+    print(f"ours: {final.global_step} steps done", flush=True)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]  # logging_steps=1: one per step
+    return losses, spent[0] / final.global_step
 
 
 def train_torch(model, plan: list[np.ndarray], data, args: argparse.Namespace) -> tuple[list[float], float]:
@@ -141,15 +142,15 @@ def main() -> None:
         theirs = TorchBert.from_pretrained(start_dir)
         targs = TrainingArguments(output_dir=out_dir, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
                                   learning_rate=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup,
-                                  seed=args.seed, eval_every_epoch=False, progress_bar=False)
-        trainer = Trainer(ours, targs, train_data, tokenizer=tokenizer)
+                                  seed=args.seed, save_strategy="no", disable_tqdm=True, logging_steps=1)
+        trainer = Trainer(ours, targs, train_dataset=train_data, processing_class=tokenizer)
         plan = batch_plan(trainer, args.steps)
         print(f"{args.model}: {len(train)} training examples ({args.train_file}), {len(dev)} dev; {args.steps} steps "
               f"of batch {args.batch_size}, lr {args.lr}, dropout {args.dropout}, seed {args.seed}")
 
         their_losses, their_step_s = train_torch(theirs, plan, train_data, args)
         our_losses, our_step_s = train_ours(trainer)
-        our_preds = trainer.predict(dev_data)[0]["logits"].argmax(-1)
+        our_preds = trainer.predict(dev_data).predictions.argmax(-1)
         our_acc = float((our_preds == dev_data.arrays["labels"]).mean())
     their_acc = torch_accuracy(theirs, dev_data)
     report(np.array(our_losses), np.array(their_losses), our_step_s, their_step_s, our_acc, their_acc)

@@ -33,19 +33,38 @@ from minitransfer.models import (
     ModelConfig,
     apply_freezing,
 )
+from minitransfer.pipelines import pipeline
 from minitransfer.random import manual_seed
-from minitransfer.tasks.collators import DataCollatorWithFlattening
+from minitransfer.tasks.collators import (
+    DataCollatorForLanguageModeling,
+    DataCollatorForTokenClassification,
+    DataCollatorWithFlattening,
+    DataCollatorWithPadding,
+    default_data_collator,
+)
 from minitransfer.tokenization import AutoTokenizer
+from minitransfer.training import (
+    EarlyStoppingCallback,
+    EvalPrediction,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 keep_freed_memory()  # freed activations stay mapped for the next step (host_memory.py; opt out by env)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "manual_seed",
+    "Trainer", "TrainingArguments", "TrainerCallback", "TrainerControl", "TrainerState", "EarlyStoppingCallback",
+    "EvalPrediction",
+    "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "manual_seed", "pipeline",
     "AutoTokenizer", "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "apply_freezing", "BertModel",
     "DistilBertModel",
-    "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening",
+    "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening", "DataCollatorWithPadding",
+    "DataCollatorForLanguageModeling", "DataCollatorForTokenClassification", "default_data_collator",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
 ]

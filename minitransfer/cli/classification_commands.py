@@ -15,7 +15,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
     p.add_argument("--model", default="minilm", help="pretrained model directory or cached alias (default: minilm)")
     p.add_argument("--train", required=True, help="training file")
     p.add_argument("--eval", help="evaluation file (metrics each epoch; the best model is kept)")
-    p.add_argument("--out", required=True, help="output directory (model, tokenizer, metrics.jsonl, last-checkpoint/)")
+    p.add_argument("--out", required=True,
+                   help="output directory (the best model and tokenizer, metrics.jsonl, checkpoint-N/ folders)")
     p.add_argument("--epochs", type=float, default=epochs)
     p.add_argument("--max-steps", type=int, default=-1,
                    help="stop after this many optimizer steps (overrides --epochs)")
@@ -30,8 +31,9 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--schedule", choices=["linear", "constant", "cosine"], default="linear")
     p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--eval-steps", type=int, default=0, help="also evaluate every N steps")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last-checkpoint")
+    p.add_argument("--eval-steps", type=int, default=0,
+                   help="evaluate and checkpoint every N steps instead of every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from the latest OUT/checkpoint-N")
     p.add_argument("--plot", action="store_true", help="write OUT/curves.png (needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--group-by-length", action="store_true",
@@ -43,16 +45,21 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
 
 
 def training_arguments(args: argparse.Namespace, metric: str = "accuracy", greater_is_better: bool = True):
+    """The CLI's recipe in transformers' terms: evaluate and checkpoint every epoch (or every --eval-steps), keep the
+    best and the latest checkpoint, end on the best model; log every 10 steps."""
     from minitransfer.training import TrainingArguments
 
+    strategy = "steps" if args.eval_steps else "epoch"
     return TrainingArguments(
         output_dir=args.out, num_train_epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
-        per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=args.grad_accum, seed=args.seed,
-        warmup_ratio=args.warmup, weight_decay=args.weight_decay, lr_scheduler_type=args.schedule,
-        max_grad_norm=args.max_grad_norm, eval_steps=args.eval_steps, plot=args.plot,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+        gradient_accumulation_steps=args.grad_accum, seed=args.seed, warmup_ratio=args.warmup,
+        weight_decay=args.weight_decay, lr_scheduler_type=args.schedule, max_grad_norm=args.max_grad_norm,
+        logging_steps=10, eval_strategy=strategy, save_strategy=strategy, eval_steps=args.eval_steps or None,
+        save_steps=args.eval_steps or 500, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model=metric, greater_is_better=greater_is_better, plot=args.plot,
         group_by_length=args.group_by_length, max_tokens_per_batch=args.max_tokens_per_batch,
-        padding_free=args.padding_free,
-        progress_bar=not args.no_progress, metric_for_best_model=metric, greater_is_better=greater_is_better)
+        padding_free=args.padding_free, disable_tqdm=args.no_progress)
 
 
 def add_freezing_flags(p: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@ from minitransfer.io.checkpoint import (
     find_weights_file,
     load_config,
     load_state_dict,
+    parse_size,
     save_checkpoint,
 )
 from minitransfer.io.safetensors_io import load_safetensors, save_safetensors
@@ -14,6 +15,7 @@ __all__ = [
     "load_safetensors",
     "load_state_dict",
     "load_torch_bin",
+    "parse_size",
     "save_checkpoint",
     "save_safetensors",
 ]

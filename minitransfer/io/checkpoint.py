@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
+from minitransfer.backend import to_numpy
 from minitransfer.errors import CheckpointError
 from minitransfer.io.safetensors_io import load_safetensors, save_safetensors
 from minitransfer.io.torch_pickle import load_torch_bin
 
-__all__ = ["find_weights_file", "load_config", "load_state_dict", "save_checkpoint"]
+__all__ = ["find_weights_file", "load_config", "load_state_dict", "parse_size", "save_checkpoint"]
 
 CONFIG_NAME = "config.json"
 # Preference order, as in transformers: safetensors before pickles, a single file before shards.
@@ -26,6 +28,12 @@ WEIGHTS_NAMES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
+SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME = "model.safetensors", "model.safetensors.index.json"
+_SHARD_NAME = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
+DEFAULT_MAX_SHARD_SIZE = "5GB"
+# As huggingface_hub reads them: KB/MB/GB/TB are powers of 1000; KiB/MiB/GiB/TiB powers of 1024.
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def _model_dir(model_dir: str | os.PathLike) -> Path:
@@ -48,6 +56,14 @@ def _listing(path: Path, limit: int = 20) -> str:
         return "it is empty"
     shown = ", ".join(names[:limit])
     return f"it contains: {shown}" + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _broken_link(path: Path) -> str:
+    """A note for a missing file that is a dangling symlink (a Hugging Face cache whose blob is gone)."""
+    if path.is_symlink() and not path.exists():
+        return (f" {path.name} is a link to {os.readlink(path)}, which is missing: the cache download was "
+                "incomplete; copy that file again.")
+    return ""
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -73,7 +89,8 @@ def load_config(model_dir: str | os.PathLike) -> dict:
     path = _model_dir(model_dir)
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
-        raise CheckpointError(f"{path} has no {CONFIG_NAME} ({_listing(path)}); is it a model directory?")
+        raise CheckpointError(f"{path} has no {CONFIG_NAME} ({_listing(path)}); is it a model directory?"
+                              + _broken_link(config_path))
     return _read_json(config_path, "model config")
 
 
@@ -93,6 +110,7 @@ def find_weights_file(model_dir: str | os.PathLike) -> Path:
     raise CheckpointError(
         f"{path} has no weights file ({_listing(path)}); expected one of {', '.join(WEIGHTS_NAMES)}. "
         "Save the model with save_pretrained or download its weights."
+        + "".join(_broken_link(path / name) for name in WEIGHTS_NAMES)
     )
 
 
@@ -118,6 +136,7 @@ def _load_sharded(index_path: Path) -> dict[str, np.ndarray]:
         if not shard_path.is_file():
             raise CheckpointError(
                 f"{index_path} lists shard {shard}, which is missing from {index_path.parent}; download it"
+                + _broken_link(shard_path)
             )
         tensors = _load_file(shard_path)
         missing = [n for n in names if n not in tensors]
@@ -149,17 +168,81 @@ def load_state_dict(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     return _to_float32(state)
 
 
-def save_checkpoint(model_dir: str | os.PathLike, state: dict[str, np.ndarray], config: dict) -> None:
-    """Write ``model.safetensors`` and ``config.json`` into ``model_dir`` (created if needed).
+def parse_size(size: int | str) -> int:
+    """Bytes in a shard size: an int (bytes) or a number with a unit, as transformers takes them.
+
+    "200MB", "2GB", "500KB", "1.5GB" (KB/MB/GB/TB: powers of 1000), "1GiB" (KiB/MiB/GiB/TiB: powers of 1024).
+
+    Raises:
+        CheckpointError: anything else, or a size that is not positive.
+    """
+    value = None
+    if isinstance(size, int) and not isinstance(size, bool):
+        value = size
+    elif isinstance(size, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([A-Za-z]+)\s*", size)
+        if match and match.group(2).upper() in _SIZE_UNITS:
+            value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    if value is None or value <= 0:
+        raise CheckpointError(
+            f"max_shard_size={size!r} is not a size: pass a number of bytes or a string such as "
+            "'200MB', '2GB', '500KB' (or '1GiB')"
+        )
+    return value
+
+
+def _split_into_shards(state: dict, max_bytes: int) -> list[dict]:
+    """Consecutive groups of tensors, in order, each under max_bytes where it can be (as huggingface_hub splits):
+    a new shard starts when the next tensor would push the current one over; a bigger tensor is a shard alone."""
+    shards: list[dict] = []
+    current: dict = {}
+    current_bytes = 0
+    for name, array in state.items():
+        nbytes = array.nbytes
+        if nbytes > max_bytes:
+            shards.append({name: array})
+            continue
+        if current and current_bytes + nbytes > max_bytes:
+            shards.append(current)
+            current, current_bytes = {}, 0
+        current[name] = array
+        current_bytes += nbytes
+    if current or not shards:
+        shards.append(current)
+    return shards
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e}") from None
+
+
+def save_checkpoint(
+    model_dir: str | os.PathLike,
+    state: dict[str, np.ndarray],
+    config: dict,
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+) -> None:
+    """Write the weights and ``config.json`` into ``model_dir`` (created if needed).
+
+    Weights up to ``max_shard_size`` (bytes, or a string such as "5GB", "200MB"; see parse_size) go into one
+    ``model.safetensors``; more are split in order into ``model-00001-of-0000N.safetensors`` shards plus
+    ``model.safetensors.index.json`` (``{"metadata": {"total_size": bytes}, "weight_map": {name: shard}}``).
+    Weight files of an earlier save that this one does not replace are removed, so the folder never mixes two.
 
     The layout is what ``transformers``' ``from_pretrained`` loads: ``state`` should use Hugging Face
     parameter names and ``config`` should be a Hugging Face config dict (with ``model_type``).
 
     Raises:
-        CheckpointError: ``model_dir`` is an existing file, cannot be created or written, or ``config`` is not
-            JSON-serialisable.
+        CheckpointError: ``model_dir`` is an existing file, cannot be created or written, ``config`` is not
+            JSON-serialisable, or ``max_shard_size`` is not a size.
     """
     path = Path(model_dir)
+    max_bytes = parse_size(max_shard_size)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {path}: it is a file; pass a directory path")
     try:
@@ -170,10 +253,23 @@ def save_checkpoint(model_dir: str | os.PathLike, state: dict[str, np.ndarray], 
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CheckpointError(f"cannot create model directory {path}: {e}") from None
-    save_safetensors(state, path / "model.safetensors", metadata={"format": "pt"})
-    tmp = path / (CONFIG_NAME + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path / CONFIG_NAME)
-    except OSError as e:
-        raise CheckpointError(f"cannot write {path / CONFIG_NAME}: {e}") from None
+    state = {name: to_numpy(array) for name, array in state.items()}
+    shards = _split_into_shards(state, max_bytes)
+    if len(shards) == 1:
+        written = {SAFE_WEIGHTS_NAME}
+        save_safetensors(state, path / SAFE_WEIGHTS_NAME, metadata={"format": "pt"})
+    else:
+        files = [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
+        for file, shard in zip(files, shards):
+            save_safetensors(shard, path / file, metadata={"format": "pt"})
+        index = {
+            "metadata": {"total_size": sum(int(a.nbytes) for a in state.values())},
+            "weight_map": {name: file for file, shard in zip(files, shards) for name in shard},
+        }
+        _write_text(path / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
+        written = {SAFE_WEIGHTS_INDEX_NAME, *files}
+    for old in path.iterdir():  # a stale model.safetensors would win over new shards (and old shards waste disk)
+        if old.name not in written and (old.name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
+                                        or _SHARD_NAME.fullmatch(old.name)):
+            old.unlink()
+    _write_text(path / CONFIG_NAME, text)

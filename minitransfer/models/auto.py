@@ -1,15 +1,15 @@
 """Auto classes: pick the architecture from config.json's model_type, as transformers does."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from minitransfer.errors import ConfigError
-from minitransfer.io.checkpoint import load_config
-from minitransfer.io.hub import resolve_model_path
+from minitransfer.io.hub import drop_download_kwargs, resolve_model_path
 from minitransfer.models.bert import BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import DistilBertModel
 from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
+from minitransfer.models.pretrained import pretrained_config
 from minitransfer.models.task_heads import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
@@ -31,10 +31,17 @@ class _AutoBase:
         return cls.registry[model_type]
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **config_overrides):
-        """Load the model class registered for the checkpoint's model_type (see PreTrainedModel.from_pretrained)."""
-        model_type = load_config(resolve_model_path(name_or_path)).get("model_type")
-        return cls.model_class(model_type).from_pretrained(name_or_path, **config_overrides)
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs):
+        """Load the model class registered for the model_type of the checkpoint's config (or of `config=`).
+
+        Takes the keywords of PreTrainedModel.from_pretrained (cache_dir, revision, config, dtype,
+        ignore_mismatched_sizes, ..., and config overrides).
+        """
+        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "local_files_only") if k in kwargs}
+        path = resolve_model_path(name_or_path, **hub)
+        hub.pop("local_files_only", None)
+        model_type = pretrained_config(path, kwargs.get("config"), **hub).model_type
+        return cls.model_class(model_type).from_pretrained(name_or_path, **kwargs)
 
     @classmethod
     def from_config(cls, config: ModelConfig):
@@ -64,5 +71,17 @@ class AutoModelForQuestionAnswering(_AutoBase):
 
 class AutoConfig:
     @staticmethod
-    def from_pretrained(name_or_path: str | Path, **overrides) -> ModelConfig:
-        return ModelConfig.from_dict(load_config(resolve_model_path(name_or_path))).update(overrides)
+    def from_pretrained(
+        name_or_path: str | os.PathLike,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        revision: str | None = None,
+        local_files_only: bool = True,
+        **overrides,
+    ) -> ModelConfig:
+        """The config.json of a model folder, alias or cached hub id (resolved as in from_pretrained), with
+        `overrides` applied; token, proxies, trust_remote_code etc. are accepted and have nothing to do."""
+        path = resolve_model_path(name_or_path, cache_dir=cache_dir, revision=revision,
+                                  local_files_only=local_files_only)
+        drop_download_kwargs(overrides)
+        return pretrained_config(path).update(overrides)

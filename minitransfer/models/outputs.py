@@ -5,7 +5,6 @@ from __future__ import annotations
 from minitransfer.backend import to_numpy
 from minitransfer.errors import InputError
 
-
 # The fields a model may produce, in transformers' order (loss first): a field a model did not produce reads as
 # None by attribute, and positions (`out[0]`, to_tuple) count only the fields present.
 FIELDS = ("loss", "logits", "start_logits", "end_logits", "last_hidden_state", "pooler_output", "hidden_states",

@@ -54,7 +54,7 @@ def read_template_pairs(path: str | Path, mask_token: str = "[MASK]") -> list[tu
 
 def mask_distribution(model, tokenizer, text: str) -> np.ndarray:
     """Probabilities (vocab,) over the vocabulary at the single mask of `text` (float64)."""
-    enc = tokenizer([text], truncation=True, max_length=min(tokenizer.model_max_length, 512))
+    enc = tokenizer([text], truncation=True, max_length=min(tokenizer.model_max_length, 512), return_tensors="np")
     positions = np.flatnonzero(enc["input_ids"][0] == tokenizer.mask_token_id)
     if len(positions) != 1:
         raise InputError(f"{text!r} must contain exactly one {tokenizer.mask_token}")

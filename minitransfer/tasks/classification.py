@@ -1,8 +1,6 @@
 """Sequence classification as a task: tokenized features from a ClassificationDataset, and its metrics."""
 from __future__ import annotations
 
-import numpy as np
-
 from minitransfer.errors import InputError
 from minitransfer.tasks.batching import ArrayDataset
 from minitransfer.tasks.classification_data import ClassificationDataset
@@ -18,7 +16,7 @@ def encode_classification(dataset: ClassificationDataset, tokenizer, max_length:
     if len(dataset) == 0:
         raise InputError(f"{dataset.source}: no examples to encode")
     pairs = dataset.text_pairs() if dataset.has_pairs else None
-    enc = tokenizer(dataset.texts(), pairs, padding=True, truncation=True, max_length=max_length)
+    enc = tokenizer(dataset.texts(), pairs, padding=True, truncation=True, max_length=max_length, return_tensors="np")
     arrays = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
     arrays["labels"] = dataset.labels()
     return ArrayDataset(arrays)
@@ -27,8 +25,9 @@ def encode_classification(dataset: ClassificationDataset, tokenizer, max_length:
 def make_compute_metrics(label_names: list[str]):
     """compute_metrics for the Trainer: accuracy, macro-F1, and F1 of the last class when binary."""
 
-    def compute(outputs: dict[str, np.ndarray], labels: np.ndarray) -> dict:
-        preds = outputs["logits"].argmax(-1)
+    def compute(eval_pred) -> dict:  # an EvalPrediction: (logits (n, num_labels), labels (n,))
+        logits, labels = eval_pred
+        preds = logits.argmax(-1)
         full = classification_metrics(preds, labels, label_names)
         metrics = {"accuracy": full["accuracy"], "macro_f1": full["macro_f1"]}
         if len(label_names) == 2:  # the positive class (spam, paraphrase, positive) is the last label

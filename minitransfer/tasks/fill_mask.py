@@ -14,7 +14,8 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
     with this token filled in (other masks left as they are)}.
     """
     mask_id = tokenizer.mask_token_id
-    enc = tokenizer([text], truncation=True, max_length=min(tokenizer.model_max_length, 512))
+    enc = tokenizer([text], truncation=True, max_length=min(tokenizer.model_max_length, 512),
+                    return_tensors="np")
     ids = enc["input_ids"][0]
     positions = np.flatnonzero(ids == mask_id)
     if len(positions) == 0:

@@ -155,7 +155,7 @@ def encode_texts(texts: list[str], tokenizer, max_length: int = 128, windows_per
         raise InputError(f"windows_per_text must be >= 0, got {windows_per_text}")
     overflow = windows_per_text != 1
     enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
-                    return_overflowing_tokens=overflow)
+                    return_overflowing_tokens=overflow, return_tensors="np")
     sample = enc["overflow_to_sample_mapping"] if overflow else np.arange(len(texts))
     rows, seen = [], np.zeros(len(texts), dtype=np.int64)
     lengths = enc["attention_mask"].sum(axis=1)

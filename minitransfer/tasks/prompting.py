@@ -63,7 +63,7 @@ def encode_prompts(texts: list[str], tokenizer, pattern: str = DEFAULT_PATTERN, 
     for text in texts:
         ids = tokenizer.encode(text, add_special_tokens=False)
         filled.append(fill_pattern(pattern, text if len(ids) <= budget else tokenizer.decode(ids[:budget])))
-    enc = tokenizer(filled, padding=True, truncation=True, max_length=max_length)
+    enc = tokenizer(filled, padding=True, truncation=True, max_length=max_length, return_tensors="np")
     is_mask = enc["input_ids"] == tokenizer.mask_token_id
     if not (is_mask.sum(axis=1) == 1).all():
         bad = int(np.flatnonzero(is_mask.sum(axis=1) != 1)[0])

@@ -15,6 +15,7 @@ from minitransfer.tasks.classification_data import read_classification_file
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.trainer import Trainer
+from minitransfer.training.trainer_utils import run_summary, unprefixed, without_evaluation
 
 
 @dataclasses.dataclass
@@ -58,10 +59,13 @@ def train_classification(model: str, train_file: str, eval_file: str | None, arg
     print(f"{recipe.name}: {len(train)} training examples {train.label_counts()}, "
           f"{len(dev) if dev else 0} eval; {trainable:,} of {classifier.num_parameters():,} parameters trainable"
           + (f" ({len(frozen)} tensors frozen)" if frozen else ""))
-    trainer = Trainer(classifier, args, encode_classification(train, tokenizer, max_length),
-                      encode_classification(dev, tokenizer, max_length) if dev else None, tokenizer,
-                      make_compute_metrics(train.label_names))
-    return trainer.train(resume=resume)
+    trainer = Trainer(classifier, args if dev else without_evaluation(args),
+                      train_dataset=encode_classification(train, tokenizer, max_length),
+                      eval_dataset=encode_classification(dev, tokenizer, max_length) if dev else None,
+                      processing_class=tokenizer, compute_metrics=make_compute_metrics(train.label_names))
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(args.output_dir)  # the best model (load_best_model_at_end), beside its checkpoints
+    return run_summary(trainer, output)
 
 
 def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None = None, max_length: int = 128,
@@ -78,7 +82,7 @@ def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None
         for start in range(0, len(texts), batch_size):
             pairs = text_pairs[start:start + batch_size] if text_pairs else None
             enc = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
-                            max_length=max_length)
+                            max_length=max_length, return_tensors="np")
             logits = model(**enc).logits.numpy().astype(np.float64)
             probs = np.exp(logits - logits.max(-1, keepdims=True))
             probs /= probs.sum(-1, keepdims=True)
@@ -96,7 +100,7 @@ def evaluate_classifier(model_dir: str, eval_file: str, data_format: str | None 
     label_names = [names[i] for i in range(len(names))] if names else None
     data = read_classification_file(eval_file, data_format, label_names=label_names)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    args = TrainingArguments(output_dir=str(Path(model_dir)), per_device_eval_batch_size=batch_size, progress_bar=False)
-    trainer = Trainer(model, args, eval_dataset=encode_classification(data, tokenizer, max_length), tokenizer=tokenizer,
-                      compute_metrics=make_compute_metrics(data.label_names))
-    return trainer.evaluate()
+    args = TrainingArguments(output_dir=str(Path(model_dir)), per_device_eval_batch_size=batch_size, disable_tqdm=True)
+    trainer = Trainer(model, args, eval_dataset=encode_classification(data, tokenizer, max_length),
+                      processing_class=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
+    return unprefixed(trainer.evaluate())

@@ -29,6 +29,7 @@ from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.classification import Recipe, load_classifier
 from minitransfer.training.trainer import Trainer
+from minitransfer.training.trainer_utils import EvalPrediction
 
 
 def distillation_loss(student_logits: Tensor, teacher_logits, labels=None, temperature: float = 2.0,
@@ -130,18 +131,21 @@ def distill(teacher: str, student: str, train_file: str, eval_file: str, args: T
     started = time.perf_counter()
     train_set.arrays["teacher_logits"] = predict_logits(teacher_model, train_set, args.per_device_eval_batch_size)
     teacher_seconds = time.perf_counter() - started
-    teacher_metrics = compute({"logits": predict_logits(teacher_model, dev_set, args.per_device_eval_batch_size)},
-                              dev.labels())
+    teacher_metrics = compute(EvalPrediction(predict_logits(teacher_model, dev_set, args.per_device_eval_batch_size),
+                                             dev.labels()))
     mt_random.manual_seed(args.seed)
     student_model, _ = load_classifier(student, len(label_names), label_names, Recipe())
     print(f"teacher: {teacher_model.num_parameters():,} parameters, dev accuracy {teacher_metrics['accuracy']:.4f} "
           f"(its logits on {len(train)} training examples took {teacher_seconds:.1f} s); "
           f"student: {student_model.num_parameters():,} parameters; T={temperature}, alpha={alpha}")
     wrapped = DistillationModel(student_model, temperature, alpha)
-    trainer = Trainer(wrapped, args, train_set, dev_set, tokenizer, compute)
-    metrics = trainer.train()
+    trainer = Trainer(wrapped, args, train_dataset=train_set, eval_dataset=dev_set, processing_class=tokenizer,
+                      compute_metrics=compute)
+    output = trainer.train()
+    trainer.save_model(args.output_dir)
     best = AutoModelForSequenceClassification.from_pretrained(args.output_dir).eval()  # the model kept on disk
-    student_metrics = compute({"logits": predict_logits(best, dev_set, args.per_device_eval_batch_size)}, dev.labels())
+    student_metrics = compute(EvalPrediction(predict_logits(best, dev_set, args.per_device_eval_batch_size),
+                                             dev.labels()))
     teacher_speed = inference_speed(teacher_model, dev_set, args.per_device_eval_batch_size, speed_repeats)
     student_speed = inference_speed(best, dev_set, args.per_device_eval_batch_size, speed_repeats)
     result = {
@@ -152,7 +156,7 @@ def distill(teacher: str, student: str, train_file: str, eval_file: str, args: T
         "teacher_parameters": teacher_model.num_parameters(), "student_parameters": best.num_parameters(),
         "eval_examples": len(dev), "eval_batch_size": args.per_device_eval_batch_size,
         "train_examples": len(train), "temperature": temperature, "alpha": alpha,
-        "train_runtime_s": metrics.get("train_runtime_s"),
+        "train_runtime_s": output.metrics["train_runtime"],
     }
     Path(args.output_dir, "distillation.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -6,6 +6,7 @@ The classifier baseline (`classifier_few_shot`) gets the same k examples and the
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,13 +29,7 @@ from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.classification import Recipe, load_classifier
 from minitransfer.training.trainer import Trainer
-
-
-class NoCheckpointTrainer(Trainer):
-    """A Trainer for short runs that keeps no resumable checkpoint (a few steps are cheaper to redo)."""
-
-    def save_checkpoint(self) -> None:
-        pass
+from minitransfer.training.trainer_utils import EvalPrediction, run_summary, unprefixed, without_evaluation
 
 
 def _check_verbalizer(words, dataset: ClassificationDataset) -> None:
@@ -48,12 +43,12 @@ def prompt_evaluate(mlm, tokenizer, data: ClassificationDataset, pattern: str = 
     """Accuracy (and macro-F1, F1) of a masked-LM model used through pattern and verbalizer, without training."""
     _check_verbalizer(verbalizer, data)
     classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
-    args = TrainingArguments(output_dir=".", per_device_eval_batch_size=batch_size, progress_bar=False)
+    args = TrainingArguments(output_dir=".", per_device_eval_batch_size=batch_size, disable_tqdm=True)
     trainer = Trainer(classifier, args, eval_dataset=encode_prompt_dataset(data, tokenizer, pattern, max_length),
-                      tokenizer=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
-    outputs, labels, _ = trainer.predict(trainer.eval_dataset)
-    metrics = trainer.compute_metrics(outputs, labels)
-    metrics["predicted_counts"] = np.bincount(outputs["logits"].argmax(-1), minlength=data.num_labels).tolist()
+                      processing_class=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
+    logits, labels, _ = trainer.predict(trainer.eval_dataset)
+    metrics = trainer.compute_metrics(EvalPrediction(logits, labels))
+    metrics["predicted_counts"] = np.bincount(logits.argmax(-1), minlength=data.num_labels).tolist()
     return metrics
 
 
@@ -92,13 +87,13 @@ def _read_run_data(model: str, train_file: str, eval_file: str, eval_format: str
 def train_and_score(module, args: TrainingArguments, train_set, dev_set, tokenizer, label_names: list[str],
                     keep_model: bool = False) -> dict:
     """The shared protocol: train for the set steps (no checkpoints, no evaluation on the way), then score once."""
-    args.eval_every_epoch, args.save_best = False, False
-    trainer = NoCheckpointTrainer(module, args, train_set, dev_set, tokenizer, make_compute_metrics(label_names))
-    if not keep_model:
-        trainer.save_model = lambda directory: None
-    metrics = trainer.train()
-    metrics.update(trainer.evaluate())
-    return metrics
+    args = dataclasses.replace(without_evaluation(args), save_strategy="no")  # a few steps are cheaper to redo
+    trainer = Trainer(module, args, train_dataset=train_set, eval_dataset=dev_set, processing_class=tokenizer,
+                      compute_metrics=make_compute_metrics(label_names))
+    output = trainer.train()
+    if keep_model:
+        trainer.save_model(args.output_dir)
+    return {**run_summary(trainer, output), **unprefixed(trainer.evaluate())}
 
 
 def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingArguments,

@@ -6,6 +6,7 @@ to the word embeddings), reported by name; its "before" figure is then that of a
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from minitransfer.tasks.mlm import (
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.trainer import Trainer
+from minitransfer.training.trainer_utils import run_summary, without_evaluation
 
 PERPLEXITY_NOTE = ("masked-LM pseudo-perplexity: exp(mean cross-entropy) over a fixed seeded 15% token masking of "
                    "the held-out text; comparable between models on the same text and seed, not a left-to-right "
@@ -95,13 +97,16 @@ def train_mlm(model: str, text_file: str, args: TrainingArguments, *, eval_text_
         result = masked_lm_perplexity(mlm, heldout, args.per_device_eval_batch_size)
         return {"perplexity": result["perplexity"], "eval_loss": result["loss"]}
 
-    args.metric_for_best_model, args.greater_is_better = "perplexity", False
-    trainer = Trainer(MaskedLMLoss(mlm), args, train, tokenizer=tokenizer,
+    args = dataclasses.replace(args, metric_for_best_model="perplexity", greater_is_better=False)
+    trainer = Trainer(MaskedLMLoss(mlm), args if heldout is not None else without_evaluation(args),
+                      train_dataset=train, processing_class=tokenizer,
                       evaluate_fn=evaluate if heldout is not None else None,
                       data_collator=MLMMasker.from_tokenizer(tokenizer, mlm_probability, whole_word))
-    metrics = trainer.train(resume=resume)
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(args.output_dir)
+    metrics = run_summary(trainer, output)
     if before is not None:
-        metrics.update(perplexity_before=before["perplexity"], perplexity_after=trainer.best_metric,
+        metrics.update(perplexity_before=before["perplexity"], perplexity_after=trainer.state.best_metric,
                        heldout_lines=len(held_lines), heldout_masked_tokens=before["masked_tokens"],
                        perplexity_note=PERPLEXITY_NOTE)
         Path(args.output_dir, "perplexity.json").write_text(json.dumps(metrics, indent=2) + "\n")

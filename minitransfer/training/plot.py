@@ -20,8 +20,8 @@ def plot_metrics(metrics_file: str | Path, png_file: str | Path) -> Path:
     except ImportError as e:
         raise InputError("--plot needs matplotlib: pip install 'minitransfer[plot]'") from e
     records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
-    train = [r for r in records if "loss" in r and not r.get("eval")]
-    evals = [r for r in records if r.get("eval")]
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if any(k.startswith("eval_") for k in r)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss")
     if any("eval_loss" in r for r in evals):
@@ -29,8 +29,8 @@ def plot_metrics(metrics_file: str | Path, png_file: str | Path) -> Path:
     left.set_xlabel("step")
     left.set_title("loss")
     left.legend()
-    keys = sorted({k for r in evals for k, v in r.items() if isinstance(v, (int, float)) and k not in
-                   ("step", "epoch", "eval_loss", "eval")})
+    keys = sorted({k for r in evals for k, v in r.items() if isinstance(v, (int, float)) and k.startswith("eval_")
+                   and k not in ("eval_loss", "eval_runtime", "eval_samples_per_second")})
     for key in keys:
         right.plot([r["step"] for r in evals], [r.get(key) for r in evals], "o-", label=key)
     right.set_xlabel("step")

@@ -1,6 +1,7 @@
 """Span question answering recipes: fine-tune on SQuAD-format data, predict a file, answer a question."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from minitransfer.tasks.squad import (
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.trainer import Trainer
+from minitransfer.training.trainer_utils import run_summary
 
 QA_ARGS_FILE = "qa_args.json"  # the window settings a run used, so prediction reuses them
 
@@ -66,11 +68,13 @@ def train_qa(model: str, train_file: str, eval_file: str | None, args: TrainingA
         trainer.model.train(was_training)
         return evaluate(dev_examples, postprocess_predictions(dev_examples, dev_features, start, end))
 
-    args.metric_for_best_model = "f1"
-    trainer = Trainer(qa_model, args, dataset, tokenizer=tokenizer, evaluate_fn=evaluate_fn)
+    args = dataclasses.replace(args, metric_for_best_model="f1", greater_is_better=True)
+    trainer = Trainer(qa_model, args, train_dataset=dataset, processing_class=tokenizer, evaluate_fn=evaluate_fn)
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     (Path(args.output_dir) / QA_ARGS_FILE).write_text(json.dumps({"max_length": max_length, "doc_stride": doc_stride}))
-    return trainer.train(resume=resume)
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(args.output_dir)
+    return run_summary(trainer, output)
 
 
 def window_settings(model_dir: str, max_length: int | None, doc_stride: int | None) -> tuple[int, int]:

@@ -1,19 +1,29 @@
-"""Trainer: the one training loop every task uses (classification, QA, masked LM).
+"""Trainer: the one training loop every task uses, with transformers' names and behaviour.
 
-It runs epochs (or max_steps) of shuffled batches with dynamic padding, AdamW with warmup/decay and
-gradient clipping, gradient accumulation, evaluation each epoch, a tqdm bar with loss and lr, a JSON-lines
-metric log, the best model saved in the Hugging Face layout, and a resumable last checkpoint (weights,
-optimizer, schedule, step, RNG state) from which a resumed run continues the same loss curve.
+    trainer = Trainer(model, args, data_collator, train_dataset, eval_dataset, processing_class,
+                      compute_metrics=..., callbacks=[EarlyStoppingCallback(2)])
+    trainer.train()          # TrainOutput(global_step, training_loss, metrics)
+    trainer.evaluate()       # {"eval_loss": ..., "eval_accuracy": ..., "epoch": ...}
+    trainer.predict(data)    # PredictionOutput(predictions, label_ids, metrics)
+    trainer.save_model(dir)
 
-Output directory layout:
-    OUT/config.json, model.safetensors, tokenizer files, training_args.json   the best (or final) model
-    OUT/metrics.jsonl                                                         one JSON object per log/eval
-    OUT/last-checkpoint/                                                      what `resume` needs
+It runs epochs (or max_steps) of shuffled batches (dynamic padding; the models compute real tokens only), AdamW
+with warmup/decay and gradient clipping, gradient accumulation, logging / evaluation / checkpoints by "steps" or
+"epoch", callbacks, and a checkpoint-N/ folder per save (weights, tokenizer, optimizer moments, schedule, RNG,
+trainer_state.json) from which train(resume_from_checkpoint=True) continues the same loss curve. What minitransfer
+adds: the epoch order is a function of (seed, epoch), so a resumed run replays it exactly; Ctrl-C saves a
+checkpoint first; every log line also goes to OUTPUT_DIR/metrics.jsonl.
+
+Datasets: anything with __len__ and __getitem__(i) -> dict (a list of dicts, a datasets.Dataset, our
+ArrayDataset); `label`/`label_ids` become `labels`, and columns the model's forward does not take (`sentence`,
+`idx`) are dropped (remove_unused_columns).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -24,47 +34,110 @@ import numpy as np
 from minitransfer import backend
 from minitransfer import random as mt_random
 from minitransfer.autograd import no_grad
-from minitransfer.errors import CheckpointError, InputError
+from minitransfer.errors import CheckpointError, ConfigError, InputError
 from minitransfer.io.safetensors_io import load_safetensors
+from minitransfer.models.outputs import FLATTENED_KEYS
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
 from minitransfer.tasks.batching import (
     epoch_order,
     example_lengths,
     length_grouped_order,
-    make_batches,
     pad_collate,
     token_budget_batches,
 )
 from minitransfer.training.arguments import TrainingArguments
+from minitransfer.training.callbacks import CallbackHandler, TrainerControl, TrainerState
+from minitransfer.training.trainer_utils import EvalPrediction, PredictionOutput, TrainOutput
 
-EvaluateFn = Callable[["Trainer"], dict]
+CHECKPOINT_PREFIX = "checkpoint"
+LABEL_RENAMES = {"label": "labels", "label_ids": "labels"}
 
 
 class Trainer:
-    """Train `model` (a PreTrainedModel whose forward returns `loss` when given labels) on `train_dataset`.
+    """Train `model` (its forward returns `loss` when given labels) on `train_dataset`; transformers' signature.
 
-    compute_metrics(predictions: dict[str, np.ndarray], labels: np.ndarray | None) -> dict: turns the
-    concatenated eval outputs into metrics (e.g. accuracy). evaluate_fn(trainer) -> dict replaces the
-    whole evaluation (QA needs post-processing over windows).
+    compute_metrics(EvalPrediction) -> dict: `logits, labels = eval_pred`; keys come back "eval_"-prefixed.
+    evaluate_fn(trainer) -> dict (minitransfer's own): replaces the prediction loop where evaluation is more than
+    logits vs labels (QA post-processing over windows, masked-LM perplexity); its keys are prefixed the same way.
     """
 
-    def __init__(self, model, args: TrainingArguments, train_dataset=None, eval_dataset=None, tokenizer=None,
-                 compute_metrics: Callable | None = None, evaluate_fn: EvaluateFn | None = None,
-                 data_collator: Callable | None = None, label_key: str = "labels"):
-        self.model, self.args = model, args
+    def __init__(self, model=None, args: TrainingArguments | None = None, data_collator: Callable | None = None,
+                 train_dataset=None, eval_dataset=None, processing_class=None, model_init: Callable | None = None,
+                 compute_loss_func: Callable | None = None, compute_metrics: Callable | None = None,
+                 callbacks: list | None = None, optimizers=(None, None), *, tokenizer=None,
+                 evaluate_fn: Callable[[Trainer], dict] | None = None):
+        if model is None:
+            if model_init is None:
+                raise ConfigError("Trainer needs a model (or model_init, a function returning one)")
+            model = model_init()
+        self.model, self.args = model, args or TrainingArguments()
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
-        self.tokenizer = tokenizer
-        self.compute_metrics, self.evaluate_fn = compute_metrics, evaluate_fn
-        pad_id = tokenizer.pad_token_id if tokenizer is not None else 0
-        self.collate = data_collator or (lambda features: pad_collate(features, pad_id))
-        self.label_key = label_key
-        self.output_dir = Path(args.output_dir)
-        self.global_step = 0
-        self.history: list[dict] = []
-        self.best_metric: float | None = None
-        self.optimizer = self.scheduler = None
+        self.processing_class = processing_class if processing_class is not None else tokenizer
+        pad_id = getattr(self.processing_class, "pad_token_id", 0) or 0
+        self.data_collator = data_collator or (lambda features: pad_collate(features, pad_id))
+        self.compute_loss_func, self.compute_metrics, self.evaluate_fn = compute_loss_func, compute_metrics, evaluate_fn
+        self.optimizer, self.lr_scheduler = optimizers
+        self.callback_handler = CallbackHandler(callbacks)
+        self.state, self.control = TrainerState(), TrainerControl()
+        self.output_dir = Path(self.args.output_dir)
+        self._accepted = _forward_arguments(model)
+        self._lengths: np.ndarray | None = None  # training examples' token counts (group_by_length, token budget)
+        self._training = False
+        self.control = self.callback_handler.call("on_init_end", self.args, self.state, self.control)
 
-    # ---- setup ----
+    @property
+    def tokenizer(self):  # transformers' older name for processing_class
+        return self.processing_class
+
+    def add_callback(self, callback) -> None:
+        self.callback_handler.add_callback(callback)
+
+    def pop_callback(self, callback):
+        return self.callback_handler.pop_callback(callback)
+
+    def remove_callback(self, callback) -> None:
+        self.callback_handler.remove_callback(callback)
+
+    # ---- batches ----
+    def _features(self, dataset, indices) -> dict:
+        """The collated batch of `indices`: labels renamed, columns the model does not take dropped."""
+        if hasattr(dataset, "batch"):  # ArrayDataset: whole arrays at once
+            return self._keep_model_inputs(dataset.batch(np.asarray(indices)))
+        return self.data_collator([self._keep_model_inputs(dict(dataset[int(i)])) for i in indices])
+
+    def _keep_model_inputs(self, features: dict) -> dict:
+        features = {LABEL_RENAMES.get(k, k): v for k, v in features.items()}
+        if not self.args.remove_unused_columns or self._accepted is None:
+            return features
+        return {k: v for k, v in features.items() if k in self._accepted}
+
+    def _label_names(self, batch: dict) -> list[str]:
+        if self.args.label_names:
+            return list(self.args.label_names)
+        if "start_positions" in batch:
+            return ["start_positions", "end_positions"]
+        return ["labels"] if "labels" in batch else []
+
+    def _epoch_steps(self, epoch: int) -> list[list[np.ndarray]]:
+        """The epoch's shuffled batches grouped into optimizer steps of gradient_accumulation_steps batches.
+
+        A trailing group shorter than gradient_accumulation_steps is dropped (unless it is the only one).
+        """
+        a = self.args
+        size, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
+        if (a.group_by_length or a.max_tokens_per_batch) and self._lengths is None:
+            self._lengths = example_lengths(self.train_dataset)
+        if a.group_by_length:
+            order = length_grouped_order(self._lengths, size, a.seed, epoch)
+        else:
+            order = epoch_order(len(self.train_dataset), a.seed, epoch)
+        if a.max_tokens_per_batch:
+            batches = token_budget_batches(order, self._lengths, a.max_tokens_per_batch)
+        else:
+            batches = [order[i:i + size] for i in range(0, len(order), size)]
+        steps = [batches[i:i + accum] for i in range(0, len(batches) - accum + 1, accum)]
+        return steps or [batches]
+
     def steps_per_epoch(self, epoch: int = 0) -> int:
         if self.args.max_tokens_per_batch:  # the number of batches depends on the epoch's order
             return len(self._epoch_steps(epoch))
@@ -81,129 +154,160 @@ class Trainer:
         total = sum(self.steps_per_epoch(e) for e in range(whole))
         return total + math.ceil(self.steps_per_epoch(whole) * (epochs - whole)) if epochs > whole else total
 
-    def create_optimizer(self) -> None:
+    # ---- setup ----
+    def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
         a = self.args
-        groups = param_groups_for_weight_decay(self.model, a.weight_decay)
-        if not any(g["params"] for g in groups):
-            raise InputError("every parameter is frozen: there is nothing to train")
-        self.optimizer = AdamW(groups, lr=a.learning_rate, betas=(a.adam_beta1, a.adam_beta2), eps=a.adam_epsilon)
-        total = self.total_steps()
-        warmup = a.warmup_steps if a.warmup_steps > 0 else int(math.ceil(a.warmup_ratio * total))
-        self.scheduler = get_scheduler(a.lr_scheduler_type, self.optimizer, warmup, total)
+        if self.optimizer is None:
+            groups = param_groups_for_weight_decay(self.model, a.weight_decay)
+            if not any(g["params"] for g in groups):
+                raise InputError("every parameter is frozen: there is nothing to train")
+            self.optimizer = AdamW(groups, lr=a.learning_rate, betas=(a.adam_beta1, a.adam_beta2), eps=a.adam_epsilon)
+        if self.lr_scheduler is None:
+            self.lr_scheduler = get_scheduler(a.lr_scheduler_type, self.optimizer, self._warmup(num_training_steps),
+                                              num_training_steps)
+
+    def _warmup(self, total: int) -> int:
+        a = self.args
+        if a.warmup_steps >= 1:
+            return int(a.warmup_steps)
+        ratio = a.warmup_steps if a.warmup_steps > 0 else a.warmup_ratio
+        return int(math.ceil(ratio * total))
+
+    def _every(self, value: float, total: int) -> int:
+        """logging/eval/save steps: a count, or a fraction of the total steps when below 1 (transformers)."""
+        return max(1, int(math.ceil(value * total))) if value < 1 else int(value)
 
     # ---- training ----
-    def train(self, resume: bool = False) -> dict:
-        """Run training; resume=True continues from OUT/last-checkpoint. Returns the final metrics."""
+    def train(self, resume_from_checkpoint: str | bool | None = None, *, resume: bool = False) -> TrainOutput:
+        """Run training; resume_from_checkpoint=True continues from the latest OUTPUT_DIR/checkpoint-N (a path: from
+        that checkpoint). Returns TrainOutput(global_step, training_loss, metrics)."""
         a = self.args
         if self.train_dataset is None or len(self.train_dataset) == 0:
             raise InputError("the training set is empty: check the file and --max-train-examples")
+        resume_from_checkpoint = resume if resume_from_checkpoint is None else resume_from_checkpoint
+        checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         mt_random.manual_seed(a.seed)
-        set_padding_free(self.model, a.padding_free)
-        self.create_optimizer()
-        epoch, skip_steps = 0, 0
-        if resume:
-            epoch, skip_steps = self._load_checkpoint(self.output_dir / "last-checkpoint")
+        _set_padding_free(self.model, a.padding_free)
+        total = self.total_steps()
+        self.create_optimizer_and_scheduler(total)
+        self.state = TrainerState(max_steps=total, num_train_epochs=a.num_train_epochs)
+        if checkpoint is not None:
+            self._load_checkpoint(checkpoint)
         else:
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
         a.save(self.output_dir)
-        total = self.total_steps()
-        bar = _progress(total, self.global_step, a.progress_bar)
+        log_every, eval_every, save_every = (self._every(v, total) for v in (a.logging_steps, a.eval_steps,
+                                                                                 a.save_steps))
+        self.control = self.callback_handler.call("on_train_begin", a, self.state, self.control)
+        self._training = True
+        bar = _progress(total, self.state.global_step, not a.disable_tqdm)
+        running, losses, started = [], [], time.perf_counter()
+        epoch = self.state.epoch_index
         self.model.train()
-        running, started = [], time.perf_counter()
         try:
-            while self.global_step < total:
-                micro_batches = self._epoch_steps(epoch)
-                for step_in_epoch in range(skip_steps, len(micro_batches)):
-                    loss = self._accumulate(micro_batches[step_in_epoch])
-                    self._optimizer_step()
-                    self.global_step += 1
-                    self._position = (epoch, step_in_epoch + 1)
+            while self.state.global_step < total and not self.control.should_training_stop:
+                steps = self._epoch_steps(epoch)
+                first = self.state.steps_in_epoch if epoch == self.state.epoch_index else 0
+                if first >= len(steps):  # a checkpoint saved at the end of its epoch: the next one starts
+                    epoch, self.state.epoch_index, self.state.steps_in_epoch = epoch + 1, epoch + 1, 0
+                    continue
+                self.control = self.callback_handler.call("on_epoch_begin", a, self.state, self.control)
+                for index in range(first, len(steps)):
+                    self.control = self.callback_handler.call("on_step_begin", a, self.state, self.control)
+                    loss = self._accumulate(steps[index])
+                    grad_norm = self._optimizer_step()
+                    self.state.global_step += 1
+                    self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
+                    self.state.epoch = epoch + (index + 1) / len(steps)
+                    self.state.rng_state = mt_random.numpy_rng().bit_generator.state
                     running.append(loss)
-                    lr = self.scheduler.get_last_lr()[0]
+                    losses.append(loss)
+                    lr = self.lr_scheduler.get_last_lr()[0]
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-                    self.history.append({"step": self.global_step, "loss": loss})
-                    fraction = epoch + (step_in_epoch + 1) / len(micro_batches)
-                    if self.global_step % a.logging_steps == 0 or self.global_step == total:
-                        self.log({"step": self.global_step, "epoch": round(fraction, 4),
-                                  "loss": float(np.mean(running)), "lr": lr})
+                    self.control = self.callback_handler.call("on_step_end", a, self.state, self.control)
+                    step = self.state.global_step
+                    if a.logging_strategy == "steps" and (step % log_every == 0 or (step == 1 and a.logging_first_step)
+                                                          or step == total) or self.control.should_log:
+                        self.log({"loss": float(np.mean(running)), "grad_norm": grad_norm, "learning_rate": lr})
                         running = []
-                    if a.eval_steps and self.global_step % a.eval_steps == 0:
-                        self._evaluate_and_save(fraction)
-                    if self.global_step >= total:
+                    metrics = None
+                    if (a.eval_strategy == "steps" and step % eval_every == 0) or self.control.should_evaluate:
+                        metrics = self.evaluate()
+                    if (a.save_strategy == "steps" and step % save_every == 0) or self.control.should_save:
+                        self._save_checkpoint(metrics)
+                    self.control.should_log = self.control.should_evaluate = self.control.should_save = False
+                    if self.control.should_training_stop or self.control.should_epoch_stop or step >= total:
                         break
-                if self._position[1] == len(micro_batches):
-                    epoch, skip_steps = epoch + 1, 0
-                    self._position = (epoch, 0)
-                just_evaluated = a.eval_steps and self.global_step % a.eval_steps == 0
-                if a.eval_every_epoch and not just_evaluated:
-                    self._evaluate_and_save(self._position[0] + self._position[1] / len(micro_batches))
-                else:
-                    self.save_checkpoint()
+                finished_epoch = self.state.steps_in_epoch == len(steps)
+                self.control.should_epoch_stop = False
+                self.control = self.callback_handler.call("on_epoch_end", a, self.state, self.control)
+                if a.logging_strategy == "epoch" and running:
+                    self.log({"loss": float(np.mean(running)), "learning_rate": self.lr_scheduler.get_last_lr()[0]})
+                    running = []
+                metrics = self.evaluate() if a.eval_strategy == "epoch" else None
+                if a.save_strategy == "epoch":
+                    self._save_checkpoint(metrics)
+                if finished_epoch:
+                    epoch += 1
+                    self.state.epoch_index, self.state.steps_in_epoch = epoch, 0
         except KeyboardInterrupt:
             bar.close()
-            self.save_checkpoint()
-            print(f"\ninterrupted at step {self.global_step}: state saved to {self.output_dir / 'last-checkpoint'}; "
-                  "rerun with --resume to continue")
+            path = self._save_checkpoint(None)
+            print(f"\ninterrupted at step {self.state.global_step}: state saved to {path}; "
+                  "resume with resume_from_checkpoint=True (the CLI: --resume)")
+            self._training = False
             raise
         bar.close()
-        final = {"train_runtime_s": round(time.perf_counter() - started, 2), "global_step": self.global_step}
-        if self.best_metric is None or not a.save_best:  # nothing evaluated, or keep the final model
-            self.save_model(self.output_dir)
-        evals = [h for h in self._read_log() if h.get("eval")]
-        if evals:
-            final.update({k: v for k, v in evals[-1].items() if k not in ("step", "epoch", "eval")})
-            final["best_" + a.metric_for_best_model] = self.best_metric
-        self.log({"step": self.global_step, "train_done": True, **final})
+        if a.load_best_model_at_end and self.state.best_model_checkpoint:
+            self._load_weights(Path(self.state.best_model_checkpoint))
+        runtime = time.perf_counter() - started
+        training_loss = float(np.mean(losses)) if losses else 0.0
+        metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(
+                   len(self.train_dataset) * a.num_train_epochs / max(runtime, 1e-9), 3),
+                   "train_steps_per_second": round(len(losses) / max(runtime, 1e-9), 3),
+                   "train_loss": training_loss, "epoch": self.state.epoch}
+        self.log(dict(metrics))
+        self.control = self.callback_handler.call("on_train_end", a, self.state, self.control)
+        self._training = False
         if a.plot:
             from minitransfer.training.plot import plot_metrics  # noqa: PLC0415 (matplotlib is optional)
 
             plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "curves.png")
-        return final
+        return TrainOutput(self.state.global_step, training_loss, metrics)
 
-    _lengths: np.ndarray | None = None  # training examples' token counts, for group_by_length
-    _position: tuple[int, int] = (0, 0)  # (epoch, optimizer steps done in it): where a resumed run restarts
-
-    def _epoch_steps(self, epoch: int) -> list[list[np.ndarray]]:
-        """The epoch's shuffled batches grouped into optimizer steps of gradient_accumulation_steps batches.
-
-        A trailing group shorter than gradient_accumulation_steps is dropped (unless it is the only one).
-        """
-        size, accum = self.args.per_device_train_batch_size, self.args.gradient_accumulation_steps
-        if (self.args.group_by_length or self.args.max_tokens_per_batch) and self._lengths is None:
-            self._lengths = example_lengths(self.train_dataset)
-        if self.args.group_by_length:
-            order = length_grouped_order(self._lengths, size, self.args.seed, epoch)
-        else:
-            order = epoch_order(len(self.train_dataset), self.args.seed, epoch)
-        if self.args.max_tokens_per_batch:
-            batches = token_budget_batches(order, self._lengths, self.args.max_tokens_per_batch)
-        else:
-            batches = [order[i:i + size] for i in range(0, len(order), size)]
-        steps = [batches[i:i + accum] for i in range(0, len(batches) - accum + 1, accum)]
-        return steps or [batches]
+    def compute_loss(self, model, inputs: dict):
+        """The loss of one batch: the model's own, or compute_loss_func(outputs, labels) when given."""
+        if self.compute_loss_func is not None:
+            labels = inputs.pop("labels", None)
+            outputs = model(**inputs)
+            return self.compute_loss_func(outputs, labels)
+        outputs = model(**inputs)
+        if outputs.get("loss") is None:
+            raise InputError("the model returned no loss: the training batches must include labels "
+                             f"(the batch has {sorted(inputs)})")
+        return outputs["loss"]
 
     def _accumulate(self, micro_batches: list[np.ndarray]) -> float:
         """Forward and backward over `micro_batches`, gradients summed; returns the mean loss."""
         losses = []
         scale = 1.0 / len(micro_batches)
         for indices in micro_batches:
-            batch = self._to_device(make_batches(self.train_dataset, indices, self.collate))
-            out = self.model(**batch)
-            if "loss" not in out:
-                raise InputError("the model returned no loss: the training batches must include labels")
-            (out.loss * scale if scale != 1.0 else out.loss).backward()
-            losses.append(out.loss.item())
+            loss = self.compute_loss(self.model, self._to_device(self._features(self.train_dataset, indices)))
+            (loss * scale if scale != 1.0 else loss).backward()
+            losses.append(loss.item())
         return float(np.mean(losses))
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self) -> float | None:
         params = [p for p in self.model.parameters() if p.requires_grad]
+        norm = None
         if self.args.max_grad_norm and self.args.max_grad_norm > 0:
-            clip_grad_norm_(params, self.args.max_grad_norm)
+            norm = float(clip_grad_norm_(params, self.args.max_grad_norm))
         self.optimizer.step()
-        self.scheduler.step()
+        self.lr_scheduler.step()
         self.optimizer.zero_grad()
+        return norm
 
     def _to_device(self, batch: dict) -> dict:
         device = self.model.device
@@ -211,114 +315,199 @@ class Trainer:
             return batch
         return {k: backend.to_device(v, device) for k, v in batch.items()}
 
-    # ---- evaluation ----
-    def evaluate(self) -> dict:
-        """Metrics on the eval set (eval mode, no graph)."""
+    # ---- evaluation and prediction ----
+    def evaluate(self, eval_dataset=None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict:
+        """Metrics on the eval set (eval mode, no graph), keys prefixed `eval_`, plus runtime and epoch; logged."""
+        started = time.perf_counter()
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if self.evaluate_fn is not None:
-            return self.evaluate_fn(self)
-        if self.eval_dataset is None:
-            return {}
-        outputs, labels, loss = self.predict(self.eval_dataset)
-        metrics = self.compute_metrics(outputs, labels) if self.compute_metrics else {}
-        if loss is not None:
-            metrics["eval_loss"] = loss
+            metrics = dict(self.evaluate_fn(self))
+            count = None
+        else:
+            if dataset is None:
+                raise InputError("evaluate() needs an eval_dataset (given to the Trainer or to evaluate)")
+            output = self._prediction_loop(dataset, ignore_keys)
+            metrics, count = output.metrics, len(dataset)
+        metrics = _prefixed(metrics, metric_key_prefix)
+        runtime = time.perf_counter() - started
+        metrics[f"{metric_key_prefix}_runtime"] = round(runtime, 4)
+        if count:
+            metrics[f"{metric_key_prefix}_samples_per_second"] = round(count / max(runtime, 1e-9), 3)
+        metrics["epoch"] = round(self.state.epoch, 4)  # as transformers' log() adds it to the returned dict
+        self.log(metrics)
+        self.control = self.callback_handler.call("on_evaluate", self.args, self.state, self.control, metrics=metrics)
         return metrics
 
-    def predict(self, dataset) -> tuple[dict[str, np.ndarray], np.ndarray | None, float | None]:
-        """Run the model over `dataset` in order; returns (outputs by name, labels, mean loss)."""
+    def predict(self, test_dataset, ignore_keys: list[str] | None = None,
+                metric_key_prefix: str = "test") -> PredictionOutput:
+        """PredictionOutput(predictions, label_ids, metrics) over `test_dataset`, in order."""
+        output = self._prediction_loop(test_dataset, ignore_keys)
+        metrics = _prefixed(output.metrics, metric_key_prefix)
+        self.control = self.callback_handler.call("on_predict", self.args, self.state, self.control, metrics=metrics)
+        return PredictionOutput(output.predictions, output.label_ids, metrics)
+
+    def _prediction_loop(self, dataset, ignore_keys=None) -> PredictionOutput:
         was_training = self.model.training
         self.model.eval()
         chunks: dict[str, list] = {}
-        labels, losses, sizes = [], [], []
+        labels: dict[str, list] = {}
+        losses, sizes = [], []
         bs = self.args.per_device_eval_batch_size
         with no_grad():
             for start in range(0, len(dataset), bs):
                 indices = np.arange(start, min(start + bs, len(dataset)))
-                batch = make_batches(dataset, indices, self.collate)
+                batch = self._features(dataset, indices)
+                names = self._label_names(batch)
                 out = self.model(**self._to_device(batch))
                 for name, value in out.items():
-                    if name != "loss" and hasattr(value, "numpy"):
+                    if name != "loss" and hasattr(value, "numpy") and name not in (ignore_keys or ()):
                         chunks.setdefault(name, []).append(value.numpy())
-                if "loss" in out:
-                    losses.append(out.loss.item())
+                if out.get("loss") is not None:
+                    losses.append(out["loss"].item())
                     sizes.append(len(indices))
-                if self.label_key in batch:
-                    labels.append(batch[self.label_key])
+                for name in names:
+                    labels.setdefault(name, []).append(np.asarray(batch[name]))
         self.model.train(was_training)
-        merged = {k: _concat_padded(v) for k, v in chunks.items()}
-        label_array = _concat_padded(labels) if labels else None
-        loss = float(np.average(losses, weights=sizes)) if losses else None
-        return merged, label_array, loss
-
-    def _evaluate_and_save(self, epoch: float) -> None:
-        metrics = self.evaluate()
-        if metrics:
-            self.log({"step": self.global_step, "epoch": round(epoch, 4), "eval": True, **metrics})
-            key = self.args.metric_for_best_model
-            if key not in metrics:
-                raise InputError(f"metric_for_best_model {key!r} is not among the eval metrics {sorted(metrics)}")
-            value = metrics[key]
-            better = self.best_metric is None or (value > self.best_metric if self.args.greater_is_better
-                                                  else value < self.best_metric)
-            if better:
-                self.best_metric = value
-                if self.args.save_best:
-                    self.save_model(self.output_dir)
-        self.save_checkpoint()
+        predictions = _single([_concat_padded(v) for v in chunks.values()])
+        label_ids = _single([_concat_padded(v) for v in labels.values()]) if labels else None
+        metrics = {}
+        if self.compute_metrics is not None and label_ids is not None:
+            metrics.update(self.compute_metrics(EvalPrediction(predictions, label_ids)))
+        if losses:
+            metrics["loss"] = float(np.average(losses, weights=sizes))
+        return PredictionOutput(predictions, label_ids, metrics)
 
     # ---- saving and resuming ----
-    def save_model(self, directory: Path) -> None:
+    def save_model(self, output_dir: str | Path | None = None) -> None:
         """The model in the Hugging Face layout, with its tokenizer and the training arguments."""
+        directory = Path(output_dir or self.args.output_dir)
         self.model.save_pretrained(directory)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(directory)
+        if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
+            self.processing_class.save_pretrained(directory)
         self.args.save(directory)
 
-    def save_checkpoint(self) -> None:
-        """Everything a resumed run needs, written to a temp folder then renamed (never a half checkpoint)."""
-        position = self._position
-        final = self.output_dir / "last-checkpoint"
-        tmp = self.output_dir / "last-checkpoint.tmp"
+    def _save_checkpoint(self, metrics: dict | None) -> Path:
+        """OUTPUT_DIR/checkpoint-N: written to a temp folder, then renamed (never a half checkpoint)."""
+        a = self.args
+        key = a.best_metric_key
+        if metrics is not None and key is not None:
+            if key not in metrics:
+                raise InputError(f"metric_for_best_model {a.metric_for_best_model!r} is not among the eval metrics "
+                                 f"{sorted(metrics)}")
+            value = metrics[key]
+            best = self.state.best_metric
+            if best is None or (value > best if a.greater_is_better else value < best):
+                self.state.best_metric = value
+                self.state.best_model_checkpoint = str(self._checkpoint_path())
+        final = self._checkpoint_path()
+        tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
+        self.save_model(tmp)
         np.savez(tmp / "optimizer.npz", **self.optimizer.state_dict())
-        state = {"global_step": self.global_step, "epoch": position[0], "batch_in_epoch": position[1],
-                 "scheduler": self.scheduler.state_dict(), "best_metric": self.best_metric,
-                 "rng": mt_random.numpy_rng().bit_generator.state, "history": self.history}
-        (tmp / "trainer_state.json").write_text(json.dumps(state, default=_json_default))
+        (tmp / "scheduler.json").write_text(json.dumps(self.lr_scheduler.state_dict(), default=_json_default))
+        self.state.save_to_json(tmp / "trainer_state.json")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
+        self._rotate_checkpoints()
+        self.control = self.callback_handler.call("on_save", a, self.state, self.control)
+        return final
 
-    def _load_checkpoint(self, directory: Path) -> tuple[int, int]:
-        if not (directory / "trainer_state.json").exists():
-            raise CheckpointError(f"cannot resume: {directory} has no trainer_state.json (was the run started "
-                                  "with this output directory?)")
-        state = json.loads((directory / "trainer_state.json").read_text())
+    def _checkpoint_path(self) -> Path:
+        return self.output_dir / f"{CHECKPOINT_PREFIX}-{self.state.global_step}"
+
+    def _checkpoints(self) -> list[Path]:
+        """checkpoint-N folders of the output directory, oldest first."""
+        found = [p for p in self.output_dir.glob(f"{CHECKPOINT_PREFIX}-*")
+                 if p.is_dir() and re.fullmatch(rf"{CHECKPOINT_PREFIX}-\d+", p.name)]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def _rotate_checkpoints(self) -> None:
+        """Keep the newest save_total_limit checkpoints; the best one counts as the newest, so it is never deleted
+        (with a limit of 1 and load_best_model_at_end, the best and the latest both stay, as in transformers)."""
+        limit = self.args.save_total_limit
+        if limit is None:
+            return
+        checkpoints = self._checkpoints()
+        best = Path(self.state.best_model_checkpoint) if self.state.best_model_checkpoint else None
+        if best in checkpoints:
+            checkpoints.remove(best)
+            checkpoints.append(best)
+            if limit == 1 and self.args.load_best_model_at_end and best != self._checkpoints()[-1]:
+                limit = 2
+        for old in checkpoints[:-limit]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _checkpoint_to_resume(self, resume) -> Path | None:
+        if resume is None or resume is False:
+            return None
+        if resume is True:
+            checkpoints = self._checkpoints()
+            if not checkpoints:
+                raise CheckpointError(f"cannot resume: {self.output_dir} has no checkpoint-N folder (was the run "
+                                      "started with this output directory?)")
+            return checkpoints[-1]
+        path = Path(resume)
+        if not (path / "trainer_state.json").is_file():
+            raise CheckpointError(f"cannot resume from {path}: it has no trainer_state.json (pass a checkpoint-N "
+                                  "folder, or True for the latest one in output_dir)")
+        return path
+
+    def _load_weights(self, directory: Path) -> None:
         self.model.load_state_dict(load_safetensors(directory / "model.safetensors"), strict=False)
         if hasattr(self.model, "tie_weights"):
             self.model.tie_weights()
+
+    def _load_checkpoint(self, directory: Path) -> None:
+        self._load_weights(directory)
         with np.load(directory / "optimizer.npz") as saved:
             self.optimizer.load_state_dict(dict(saved))
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.global_step, self.best_metric = state["global_step"], state["best_metric"]
-        self.history = state.get("history", [])
-        mt_random.numpy_rng().bit_generator.state = state["rng"]
-        return state["epoch"], state["batch_in_epoch"]
+        self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
+        saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
+        saved_state.max_steps, saved_state.num_train_epochs = self.state.max_steps, self.state.num_train_epochs
+        self.state = saved_state
+        if self.state.rng_state is not None:
+            mt_random.numpy_rng().bit_generator.state = self.state.rng_state
 
     # ---- logging ----
-    def log(self, record: dict) -> None:
-        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
-        if record.get("eval") or record.get("train_done"):
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "eval"}
-            print(("eval " if record.get("eval") else "done ") + json.dumps(shown, default=_json_default))
+    def log(self, logs: dict) -> None:
+        """One log entry: into state.log_history and OUTPUT_DIR/metrics.jsonl, and to the callbacks' on_log."""
+        entry = {**logs, "epoch": round(self.state.epoch, 4), "step": self.state.global_step}
+        self.state.log_history.append(entry)
+        if self._training:  # evaluate() or predict() outside train() write no file
+            with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, default=_json_default) + "\n")
+        if self._training and (any(k.startswith("eval_") for k in logs) or "train_runtime" in logs):
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}
+            _write_line(("eval " if "train_runtime" not in logs else "done ") + json.dumps(shown,
+                                                                                          default=_json_default))
+        self.control = self.callback_handler.call("on_log", self.args, self.state, self.control, logs=entry)
 
-    def _read_log(self) -> list[dict]:
-        path = self.output_dir / "metrics.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+def _forward_arguments(model) -> set[str] | None:
+    """The keyword names the model's forward takes (None: it takes any); flattened-batch keys when it has **kwargs."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        names |= set(FLATTENED_KEYS) | {"position_ids"}
+    return names
 
 
-def set_padding_free(model, padding_free: bool) -> None:
+def _prefixed(metrics: dict, prefix: str) -> dict:
+    return {(k if k.startswith(f"{prefix}_") or k == "epoch" else f"{prefix}_{k}"): v for k, v in metrics.items()}
+
+
+def _single(arrays: list):
+    """One array as itself, several as a tuple (transformers' predictions / label_ids)."""
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+
+def _set_padding_free(model, padding_free: bool) -> None:
     """Point every config in the model (a head and its body, or a wrapped model) at one padding_free setting."""
     for module in model.modules():
         config = getattr(module, "config", None)
@@ -326,10 +515,20 @@ def set_padding_free(model, padding_free: bool) -> None:
             config.padding_free = padding_free
 
 
+set_padding_free = _set_padding_free
+
+
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="train", dynamic_ncols=True)
+
+
+def _write_line(text: str) -> None:
+    """A line that does not break a running tqdm bar."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    tqdm.write(text)
 
 
 def _concat_padded(chunks: list[np.ndarray]) -> np.ndarray:

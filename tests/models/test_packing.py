@@ -55,7 +55,8 @@ def loss_of(head, out, enc):
 def run(path, head, enc, padding_free, model_type):
     minitransfer.manual_seed(0)  # the same new head on both paths
     model = HEADS[head].from_pretrained(path, padding_free=padding_free, **NO_DROPOUT[model_type]).train()
-    out = model(**enc, **targets_for(head, enc))
+    extra = {"output_hidden_states": True} if head == "body" else {}
+    out = model(**enc, **targets_for(head, enc), **extra)
     if head != "qa":  # QA's losses differ by design (softmax over real tokens only): gradients compared elsewhere
         loss_of(head, out, enc).backward()
     return model, out
@@ -73,6 +74,11 @@ def test_packed_equals_padded_on_real_tokens_with_equal_gradients(checkpoints, m
     for key in padded:
         if key == "loss":
             assert abs(packed.loss.item() - padded.loss.item()) < 1e-5 or head == "qa"
+            continue
+        if key == "hidden_states":  # every block's input and output
+            assert len(packed[key]) == len(padded[key])
+            for a, b in zip(packed[key], padded[key]):
+                assert np.abs(a.numpy()[real] - b.numpy()[real]).max() < 1e-5
             continue
         ours, theirs = packed[key].numpy(), padded[key].numpy()
         assert ours.shape == theirs.shape, key

@@ -18,7 +18,7 @@ NO_DROPOUT = {"bert": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob
 
 
 def batch(minilm_path, sentences, distil=False):
-    enc = AutoTokenizer.from_pretrained(minilm_path)(sentences, padding=True)
+    enc = AutoTokenizer.from_pretrained(minilm_path)(sentences, padding=True, return_tensors="np")
     assert enc["attention_mask"].min() == 0, "the batch must contain padding"
     if distil:
         enc.pop("token_type_ids")

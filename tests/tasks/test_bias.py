@@ -23,7 +23,7 @@ def tiny_mlm():
 
 
 def softmax_at_mask(model, tokenizer, text):
-    enc = tokenizer([text])
+    enc = tokenizer([text], return_tensors="np")
     position = int(np.flatnonzero(enc["input_ids"][0] == tokenizer.mask_token_id)[0])
     logits = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).logits.numpy()[0, position]
     probs = np.exp(logits.astype(np.float64) - logits.max())

@@ -73,7 +73,7 @@ def test_collator_pads_masks_and_draws_anew_each_call():
 
 def test_whole_word_masking_selects_every_piece_of_a_word(tokenizer):
     lines = read_text_lines(shipped_data_path("movie_reviews/reviews.txt"))[:20]
-    enc = tokenizer(lines, truncation=True, max_length=256, padding=True)
+    enc = tokenizer(lines, truncation=True, max_length=256, padding=True, return_tensors="np")
     masker = MLMMasker.from_tokenizer(tokenizer, whole_word=True)
     _, labels = masker.mask(enc["input_ids"], enc["attention_mask"], np.random.default_rng(0))
     selected = labels != -100

@@ -34,18 +34,21 @@ def toy_dataset(n=192, seed=0):
                          "labels": labels})
 
 
-def accuracy(outputs, labels):
-    return {"accuracy": float((outputs["logits"].argmax(-1) == labels).mean())}
+def accuracy(eval_pred):
+    logits, labels = eval_pred
+    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
 
 
 def make_trainer(tmp_path, dropout=0.1, **overrides):
     manual_seed(0)
     model = BertForSequenceClassification(ModelConfig("bert", num_labels=2, hidden_dropout_prob=dropout,
                                                       attention_probs_dropout_prob=dropout, **TINY))
-    overrides = {"num_train_epochs": 5, **overrides}
-    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=16, learning_rate=3e-3,
-                             logging_steps=1, progress_bar=False, seed=3, **overrides)
-    return Trainer(model, args, toy_dataset(), toy_dataset(64, seed=1), compute_metrics=accuracy)
+    overrides = {"num_train_epochs": 5, "eval_strategy": "epoch", "save_strategy": "epoch",
+                 "metric_for_best_model": "accuracy", **overrides}
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=16, learning_rate=3e-3, weight_decay=0.01,
+                             logging_steps=1, disable_tqdm=True, seed=3, **overrides)
+    return Trainer(model, args, train_dataset=toy_dataset(), eval_dataset=toy_dataset(64, seed=1),
+                   compute_metrics=accuracy)
 
 
 def losses(path):
@@ -56,21 +59,22 @@ def test_training_learns_and_writes_the_hugging_face_layout(tmp_path):
     trainer = make_trainer(tmp_path)
     result = trainer.train()
     curve = losses(tmp_path)
-    assert len(curve) == 60 and np.mean(curve[-4:]) < np.mean(curve[:4])
-    assert result["best_accuracy"] > 0.8
-    for name in ("config.json", "model.safetensors", "training_args.json", "metrics.jsonl",
-                 "last-checkpoint/optimizer.npz", "last-checkpoint/trainer_state.json"):
+    assert result.global_step == 60 and len(curve) == 60 and np.mean(curve[-4:]) < np.mean(curve[:4])
+    assert trainer.state.best_metric > 0.8 and result.training_loss == pytest.approx(np.mean(curve))
+    trainer.save_model(tmp_path / "final")
+    for name in ("final/config.json", "final/model.safetensors", "final/training_args.json", "metrics.jsonl",
+                 "checkpoint-60/optimizer.npz", "checkpoint-60/trainer_state.json", "checkpoint-12/model.safetensors"):
         assert (tmp_path / name).exists(), name
-    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "final")
     assert reloaded.loading_info["missing_keys"] == []
 
 
 class InterruptedTrainer(Trainer):
     """Stops with Ctrl-C after step 17 (mid-epoch: 12 steps per epoch), as a user would."""
 
-    def log(self, record):
-        super().log(record)
-        if record.get("step") == 17 and "loss" in record:
+    def log(self, logs):
+        super().log(logs)
+        if self.state.global_step == 17 and "loss" in logs:
             raise KeyboardInterrupt
 
 
@@ -83,7 +87,7 @@ def test_interrupted_run_resumes_on_the_same_loss_curve(tmp_path):
         first.train()
     assert len(losses(tmp_path / "b")) == 17
     resumed = make_trainer(tmp_path / "b", max_steps=30)
-    resumed.train(resume=True)
+    resumed.train(resume_from_checkpoint=True)
     np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
 
 
@@ -106,7 +110,7 @@ def test_group_by_length_trains_and_resumes_on_the_same_curve(tmp_path):
     first.__class__ = InterruptedTrainer
     with pytest.raises(KeyboardInterrupt):
         first.train()
-    make_trainer(tmp_path / "b", max_steps=30, group_by_length=True).train(resume=True)
+    make_trainer(tmp_path / "b", max_steps=30, group_by_length=True).train(resume_from_checkpoint=True)
     np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
     assert not np.allclose(losses(tmp_path / "a"), losses_of_plain_run(tmp_path / "c"))  # the order did change
 
@@ -117,9 +121,9 @@ def losses_of_plain_run(path):
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
-    big = make_trainer(tmp_path / "big", dropout=0.0, max_steps=3, eval_every_epoch=False)
+    big = make_trainer(tmp_path / "big", dropout=0.0, max_steps=3, eval_strategy="no")
     big.train()
-    small = make_trainer(tmp_path / "small", dropout=0.0, max_steps=3, eval_every_epoch=False,
+    small = make_trainer(tmp_path / "small", dropout=0.0, max_steps=3, eval_strategy="no",
                          gradient_accumulation_steps=2)
     small.args.per_device_train_batch_size = 8  # 2 x 8 = the same 16 examples per step, in the same order
     small.train()
@@ -178,9 +182,9 @@ def test_trainer_with_a_token_budget_runs_exactly_its_epochs(tmp_path):
         sizes = [lengths[b[0]].sum() for b in trainer._epoch_steps(e)]
         assert max(sizes) <= 100 and min(sizes[:-1]) > 100 - lengths.max(), "full batches, within the budget"
     result = trainer.train()
-    assert result["global_step"] == sum(per_epoch)
+    assert result.global_step == sum(per_epoch)
     epochs = [r["epoch"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
-              if r.get("eval")]
+              if "eval_accuracy" in r]
     assert epochs == [1.0, 2.0]
 
 

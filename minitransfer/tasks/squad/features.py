@@ -137,7 +137,8 @@ def _tokenize(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]
     for begin in range(0, len(texts), CHUNK):
         rows = order[begin:begin + CHUNK]
         batch = tokenizer([texts[i] for i in rows], add_special_tokens=False, padding=True, truncation=True,
-                          max_length=_NO_LIMIT, return_offsets_mapping=True, return_token_type_ids=False)
+                          max_length=_NO_LIMIT, return_offsets_mapping=True, return_token_type_ids=False,
+                          return_tensors="np")
         ids = batch["input_ids"].astype(np.int32)
         offsets = batch["offset_mapping"].astype(np.int32)
         for row, (i, length) in enumerate(zip(rows, batch["attention_mask"].sum(axis=1))):

@@ -26,7 +26,7 @@ def run_qa_reference(examples, tok, max_length, doc_stride):
     for index, ex in enumerate(examples):
         enc = tok(ex.question.lstrip(), ex.context, truncation="only_second", max_length=max_length,
                   stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-                  padding="max_length")
+                  padding="max_length", return_tensors="np")
         for i in range(len(enc["input_ids"])):
             sequence_ids = enc.sequence_ids(i)
             offsets = [tuple(int(x) for x in o) for o in enc["offset_mapping"][i]]
@@ -139,7 +139,8 @@ def test_windows_cover_the_context_with_stride_overlap(sample_examples, tokenize
     ev = prepare_eval_features(sample_examples, tokenizer, max_length, doc_stride)
     multi = 0
     for index, ex in enumerate(sample_examples):
-        whole = tokenizer(ex.context, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][0]
+        whole = tokenizer(ex.context, add_special_tokens=False, return_offsets_mapping=True,
+                          return_tensors="np")["offset_mapping"][0]
         rows = np.nonzero(ev.example_index == index)[0]
         windows = [ev.offset_mapping[w][ev.offset_mapping[w, :, 0] >= 0] for w in rows]
         np.testing.assert_array_equal(windows[0][0], whole[0])
