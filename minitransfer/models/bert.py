@@ -55,9 +55,9 @@ class BertSelfAttention(Module):
         self.value = Linear(hidden, hidden, init_std=std)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: Tensor, mask) -> Tensor:
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
         return self_attention(x, self.query, self.key, self.value, self.num_heads, mask, self.dropout_p,
-                              self.training)
+                              self.training, attentions)
 
 
 class BertSelfOutput(Module):
@@ -80,8 +80,8 @@ class BertAttention(Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, x: Tensor, mask) -> Tensor:
-        return self.output(self.self(x, mask), x)
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
+        return self.output(self.self(x, mask, attentions), x)
 
 
 class BertIntermediate(Module):
@@ -111,8 +111,8 @@ class BertLayer(Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: Tensor, mask) -> Tensor:
-        x = self.attention(x, mask)
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
+        x = self.attention(x, mask, attentions)
         return self.output(self.intermediate(x), x)
 
 
@@ -121,8 +121,8 @@ class BertEncoder(Module):
         super().__init__()
         self.layer = ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: Tensor, mask, output_hidden_states: bool = False):
-        return apply_layers(self.layer, x, mask, output_hidden_states)
+    def forward(self, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
+        return apply_layers(self.layer, x, mask, output_hidden_states, output_attentions)
 
 
 class BertPooler(Module):
@@ -155,18 +155,18 @@ class BertModel(PreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states: bool = False, **flattened) -> ModelOutput:
-        hidden, packed, states = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                             output_hidden_states, **flattened)
-        out = body_output(hidden, packed, states)
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
+        hidden, packed, extras = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                             output_hidden_states, output_attentions, **flattened)
+        out = body_output(hidden, packed, extras)
         if self.pooler is not None:
             out.pooler_output = self.pooler(hidden[:, 0] if packed is None else packed.first_tokens(hidden))
         return out
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-               output_hidden_states: bool = False, **flattened):
-        """(hidden, packed, states): the real tokens' hidden states (T, H) and their PackedTokens, or on the
-        padded path (padding_free=False) hidden (B, S, H) and None; every block's input and output if asked."""
+               output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
+        """(hidden, packed, extras): the real tokens' hidden states (T, H) and their PackedTokens, or on the
+        padded path (padding_free=False) hidden (B, S, H) and None; extras: hidden_states / attentions if asked."""
         c = self.config
         ids, mask, types, positions = check_inputs(input_ids, attention_mask, token_type_ids, vocab_size=c.vocab_size,
                                                    max_positions=c.max_position_embeddings,
@@ -175,11 +175,11 @@ class BertModel(PreTrainedModel):
         packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
         if packed is None:
             hidden = self.embeddings(ids, types, positions)
-            hidden, states = self.encoder(hidden, mask, output_hidden_states)
+            hidden, extras = self.encoder(hidden, mask, output_hidden_states, output_attentions)
         else:
             hidden = self.embeddings(packed.pack(ids), packed.pack(types), packed.position_ids)
-            hidden, states = self.encoder(hidden, packed, output_hidden_states)
-        return hidden, packed, states
+            hidden, extras = self.encoder(hidden, packed, output_hidden_states, output_attentions)
+        return hidden, packed, extras
 
     def embedding_layers(self) -> list[Module]:
         return [self.embeddings]

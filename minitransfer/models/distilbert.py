@@ -49,13 +49,13 @@ class MultiHeadSelfAttention(Module):
         self.out_lin = Linear(dim, dim, init_std=std)
         self.dropout_p = config.attention_dropout
 
-    def forward(self, x: Tensor, mask) -> Tensor:
-        return self.out_lin(self.context(x, mask))
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
+        return self.out_lin(self.context(x, mask, attentions))
 
-    def context(self, x: Tensor, mask) -> Tensor:
+    def context(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
         """The heads' merged output before out_lin: x's shape, (T, dim) packed or (B, S, dim) padded."""
         return self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, mask, self.dropout_p,
-                              self.training)
+                              self.training, attentions)
 
 
 class FFN(Module):
@@ -87,9 +87,9 @@ class TransformerBlock(Module):
         self.ffn = FFN(config)
         self.output_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
 
-    def forward(self, x: Tensor, mask) -> Tensor:
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
         # The same as the docstring's formula, with each Linear's bias, dropout and residual add fused into the norm.
-        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, mask), x,
+        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, mask, attentions), x,
                                         self.sa_layer_norm)
         return dense_dropout_residual_norm(self.ffn.lin2, self.ffn.hidden(x), x, self.output_layer_norm,
                                            self.ffn.dropout)
@@ -100,8 +100,8 @@ class Transformer(Module):
         super().__init__()
         self.layer = ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, x: Tensor, mask, output_hidden_states: bool = False):
-        return apply_layers(self.layer, x, mask, output_hidden_states)
+    def forward(self, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
+        return apply_layers(self.layer, x, mask, output_hidden_states, output_attentions)
 
 
 class DistilBertModel(PreTrainedModel):
@@ -121,14 +121,14 @@ class DistilBertModel(PreTrainedModel):
         self.transformer = Transformer(config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states: bool = False, **flattened) -> ModelOutput:
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
         return body_output(*self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                                        **flattened))
+                                        output_attentions, **flattened))
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-               output_hidden_states: bool = False, **flattened):
-        """(hidden, packed, states): the real tokens' hidden states (T, dim) and their PackedTokens, or on the
-        padded path (padding_free=False) hidden (B, S, dim) and None; every block's input and output if asked."""
+               output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
+        """(hidden, packed, extras): the real tokens' hidden states (T, dim) and their PackedTokens, or on the
+        padded path (padding_free=False) hidden (B, S, dim) and None; extras: hidden_states / attentions if asked."""
         c = self.config
         del token_type_ids  # our tokenizer returns them for every WordPiece vocab; DistilBERT has no token types
         ids, mask, _, positions = check_inputs(input_ids, attention_mask, None, vocab_size=c.vocab_size,
@@ -136,11 +136,12 @@ class DistilBertModel(PreTrainedModel):
                                                device=self.device, position_ids=position_ids)
         packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
         if packed is None:
-            hidden, states = self.transformer(self.embeddings(ids, positions), mask, output_hidden_states)
+            hidden, extras = self.transformer(self.embeddings(ids, positions), mask, output_hidden_states,
+                                              output_attentions)
         else:
             hidden = self.embeddings(packed.pack(ids), packed.position_ids)
-            hidden, states = self.transformer(hidden, packed, output_hidden_states)
-        return hidden, packed, states
+            hidden, extras = self.transformer(hidden, packed, output_hidden_states, output_attentions)
+        return hidden, packed, extras
 
     def embedding_layers(self) -> list[Module]:
         return [self.embeddings]

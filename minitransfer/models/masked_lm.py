@@ -15,7 +15,7 @@ from minitransfer.errors import CheckpointError
 from minitransfer.models.bert import ACTIVATIONS, BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import LAYER_NORM_EPS, DistilBertModel
-from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.outputs import ModelOutput, label_array, padded_extras
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import LayerNorm, Linear, Module, Parameter
 
@@ -23,11 +23,12 @@ from minitransfer.nn import LayerNorm, Linear, Module, Parameter
 class MaskedLMMixin:
     """Shared by both MLM models: the loss, and refusing to start fill-mask from a random head."""
 
-    def mlm_output(self, logits: Tensor, packed, labels) -> ModelOutput:
+    def mlm_output(self, logits: Tensor, packed, labels, extras: dict) -> ModelOutput:
         """logits: (T, vocab) on the packed real tokens, or (B, S, vocab) when packed is None (padded path)."""
-        out = ModelOutput(logits=logits if packed is None else packed.to_padded(logits))
+        out = ModelOutput(logits=logits if packed is None else packed.to_padded(logits),
+                          **padded_extras(packed, extras))
         if labels is not None:
-            labels = labels.data if isinstance(labels, Tensor) else labels
+            labels = label_array(labels, logits)
             if packed is not None:
                 labels = packed.pack(get_array_module(logits.data).asarray(labels))
             out.loss = ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
@@ -90,9 +91,10 @@ class BertForMaskedLM(MaskedLMMixin, PreTrainedModel):
         self.tie_weights()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
-                **flattened):
-        hidden, packed, _ = self.bert.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
-        return self.mlm_output(self.cls(hidden), packed, labels)
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
+        hidden, packed, extras = self.bert.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                  output_hidden_states, output_attentions, **flattened)
+        return self.mlm_output(self.cls(hidden), packed, labels, extras)
 
 
 class DistilBertForMaskedLM(MaskedLMMixin, PreTrainedModel):
@@ -114,7 +116,8 @@ class DistilBertForMaskedLM(MaskedLMMixin, PreTrainedModel):
         self.tie_weights()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
-                **flattened):
-        hidden, packed, _ = self.distilbert.encode(input_ids, attention_mask, None, position_ids, **flattened)
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
+        hidden, packed, extras = self.distilbert.encode(input_ids, attention_mask, None, position_ids,
+                                                        output_hidden_states, output_attentions, **flattened)
         hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
-        return self.mlm_output(self.vocab_projector(hidden), packed, labels)
+        return self.mlm_output(self.vocab_projector(hidden), packed, labels, extras)

@@ -2,7 +2,8 @@
 (`out[0]`), as transformers' ModelOutput."""
 from __future__ import annotations
 
-from minitransfer.backend import to_numpy
+from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module, to_numpy
 from minitransfer.errors import InputError
 
 # The fields a model may produce, in transformers' order (loss first): a field a model did not produce reads as
@@ -59,14 +60,26 @@ def flattened_bounds(kwargs: dict):
     return q
 
 
-def body_output(hidden, packed, states) -> ModelOutput:
-    """A body's ModelOutput in the padded layout (B, S, H), from its packed rows (T, H) when `packed` is set."""
-    if packed is None:
-        out = ModelOutput(last_hidden_state=hidden)
-        if states is not None:
-            out.hidden_states = states
-        return out
-    out = ModelOutput(last_hidden_state=packed.to_padded(hidden))
-    if states is not None:
-        out.hidden_states = tuple(packed.to_padded(s) for s in states)
+def label_array(labels, like):
+    """labels as an array on `like`'s device: a Tensor's data, or a list / tuple / array (as a user passes them)."""
+    data = labels.data if isinstance(labels, Tensor) else labels
+    return get_array_module(like.data).asarray(data)
+
+
+def body_output(hidden, packed, extras: dict) -> ModelOutput:
+    """A body's ModelOutput in the padded layout (B, S, H), from its packed rows (T, H) when `packed` is set, with
+    hidden_states and attentions when the call asked for them."""
+    out = ModelOutput(last_hidden_state=hidden if packed is None else packed.to_padded(hidden))
+    out.update(padded_extras(packed, extras))
+    return out
+
+
+def padded_extras(packed, extras: dict) -> dict:
+    """hidden_states (each (B, S, H)) and attentions (each (B, heads, S, S)) for a model's output."""
+    out = {}
+    if "hidden_states" in extras:
+        states = extras["hidden_states"]
+        out["hidden_states"] = states if packed is None else tuple(packed.to_padded(s) for s in states)
+    if "attentions" in extras:
+        out["attentions"] = extras["attentions"]
     return out

@@ -20,7 +20,7 @@ from minitransfer.errors import InputError
 from minitransfer.models.bert import BertModel
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.distilbert import DistilBertModel
-from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.outputs import ModelOutput, label_array, padded_extras
 from minitransfer.models.pretrained import PreTrainedModel
 from minitransfer.nn import Dropout, Linear
 from minitransfer.nn.packing import first_tokens
@@ -99,17 +99,17 @@ class SequenceClassification(TaskModel):
             self.dropout = Dropout(c.seq_classif_dropout)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
-                **flattened) -> ModelOutput:
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
+        hidden, packed, extras = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                  output_hidden_states, output_attentions, **flattened)
+        cls_hidden = first_tokens(hidden, packed)
         if self.config.model_type == "bert":
-            out = self.body(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
-            logits = self.classifier(self.dropout(out.pooler_output))
+            logits = self.classifier(self.dropout(self.body.pooler(cls_hidden)))
         else:
-            hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
-            pooled = ops.relu(self.pre_classifier(first_tokens(hidden, packed)))
-            logits = self.classifier(self.dropout(pooled))
-        result = ModelOutput(logits=logits)
+            logits = self.classifier(self.dropout(ops.relu(self.pre_classifier(cls_hidden))))
+        result = ModelOutput(logits=logits, **padded_extras(packed, extras))
         if labels is not None:
-            labels = labels.data if isinstance(labels, Tensor) else labels
+            labels = label_array(labels, logits)
             if self.config.num_labels == 1:
                 diff = logits.reshape(-1) - Tensor(labels.astype(logits.dtype))
                 result.loss = (diff * diff).mean()
@@ -130,12 +130,14 @@ class TokenClassification(TaskModel):
         self.classifier = Linear(c.hidden, c.num_labels, init_std=c.initializer_range)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
-                **flattened) -> ModelOutput:
-        hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
+                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
+        hidden, packed, extras = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                  output_hidden_states, output_attentions, **flattened)
         logits = self.classifier(self.dropout(hidden))  # (T, num_labels) packed, (B, S, num_labels) padded
-        result = ModelOutput(logits=logits if packed is None else packed.to_padded(logits))
+        result = ModelOutput(logits=logits if packed is None else packed.to_padded(logits),
+                             **padded_extras(packed, extras))
         if labels is not None:
-            labels = labels.data if isinstance(labels, Tensor) else labels
+            labels = label_array(labels, logits)
             if packed is not None:  # the loss over real tokens only (padding carries -100 anyway)
                 labels = packed.pack(get_array_module(logits.data).asarray(labels))
             result.loss = ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
@@ -152,8 +154,10 @@ class QuestionAnswering(TaskModel):
         self.qa_outputs = Linear(c.hidden, 2, init_std=c.initializer_range)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                start_positions=None, end_positions=None, **flattened) -> ModelOutput:
-        hidden, packed, _ = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids, **flattened)
+                start_positions=None, end_positions=None, output_hidden_states: bool = False,
+                output_attentions: bool = False, **flattened) -> ModelOutput:
+        hidden, packed, extras = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                                                  output_hidden_states, output_attentions, **flattened)
         if self.config.model_type == "distilbert":
             hidden = self.dropout(hidden)
         logits = self.qa_outputs(hidden)  # (T, 2) packed, (B, S, 2) padded
@@ -164,12 +168,12 @@ class QuestionAnswering(TaskModel):
             # Padding gets the lowest float, so the start/end softmax runs over real tokens only (transformers'
             # padded softmax includes pad positions); logits on real tokens are the padded path's.
             logits = packed.to_padded(logits, fill=float(np.finfo(logits.dtype).min))
-        result = ModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])
+        result = ModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1], **padded_extras(packed, extras))
         if start_positions is not None and end_positions is not None:
             seq = logits.shape[1]
             losses = []
             for name, positions in (("start", start_positions), ("end", end_positions)):
-                positions = positions.data if isinstance(positions, Tensor) else positions
+                positions = label_array(positions, logits).copy()  # changed below: never the caller's array
                 # As transformers: clamp to [0, seq] and ignore seq, so a position past the window adds no loss.
                 positions = positions.clip(0, seq)
                 positions[positions == seq] = -100

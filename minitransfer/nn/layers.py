@@ -97,12 +97,18 @@ def dense_dropout_residual_norm(dense: Linear, x: Tensor, residual: Tensor, norm
                                                 norm.bias, norm.eps, p, training)
 
 
-def apply_layers(layers, x: Tensor, mask, output_hidden_states: bool = False):
-    """Run transformer blocks in order: (last hidden state, every block's input and output if asked, else None).
+def apply_layers(layers, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
+    """Run transformer blocks in order: (last hidden state, extras) where extras holds, when asked,
+    "hidden_states" (every block's input and output) and "attentions" (each block's probabilities).
 
     mask: the PackedTokens of a packed x (T, H), or the key padding mask of a padded x (B, S, H)."""
-    states = [x]
+    states, attentions = [x], ([] if output_attentions else None)
     for block in layers:
-        x = block(x, mask)
+        x = block(x, mask, attentions)
         states.append(x)
-    return x, (tuple(states) if output_hidden_states else None)
+    extras = {}
+    if output_hidden_states:
+        extras["hidden_states"] = tuple(states)
+    if output_attentions:
+        extras["attentions"] = tuple(Tensor(a) for a in attentions)
+    return x, extras

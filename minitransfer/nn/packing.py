@@ -122,6 +122,18 @@ class PackedTokens:
         padded = ops.scatter_rows(x, self.rows, self.batch * self.seq, fill)
         return padded.reshape(self.batch, self.seq, *x.shape[1:])
 
+    def attention_to_padded(self, per_sequence: list):
+        """Per-sequence attention probabilities [(heads, L_i, L_i)] -> (batch, heads, seq, seq), 0 off each
+        sequence's own block (a flattened batch's sequences sit on the diagonal of its one row)."""
+        xp = get_array_module(per_sequence[0])
+        out = xp.zeros((self.batch, per_sequence[0].shape[0], self.seq, self.seq), dtype=per_sequence[0].dtype)
+        rows = to_numpy(self.rows)
+        for i, probs in enumerate(per_sequence):
+            flat = rows[self.cu_seqlens[i]:self.cu_seqlens[i + 1]]
+            b, cols = int(flat[0] // self.seq), flat % self.seq
+            out[b][:, cols[:, None], cols[None, :]] = probs
+        return out
+
     def first_tokens(self, x: Tensor) -> Tensor:
         """Each sequence's first real token ([CLS]) of per-token rows x (T, ...): (n_seqs, ...)."""
         xp = get_array_module(x.data)

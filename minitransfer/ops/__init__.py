@@ -12,8 +12,8 @@ from minitransfer.ops import fused as _f
 from minitransfer.ops import nn as _nn
 from minitransfer.ops import reduce as _r
 from minitransfer.ops import shape as _s
-from minitransfer.ops.attention import attention
-from minitransfer.ops.varlen_attention import varlen_attention
+from minitransfer.ops.attention import attention, attention_probabilities
+from minitransfer.ops.varlen_attention import varlen_attention, varlen_attention_probabilities
 
 
 def _const(x, like: Tensor):
@@ -205,5 +205,5 @@ __all__ = [
     "sum", "mean", "max",
     "relu", "gelu", "bias_gelu", "bias_dropout_residual_layer_norm",
     "softmax", "log_softmax", "layer_norm", "dropout", "embedding", "cross_entropy",
-    "attention", "varlen_attention",
+    "attention", "varlen_attention", "attention_probabilities", "varlen_attention_probabilities",
 ]

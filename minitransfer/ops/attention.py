@@ -107,3 +107,19 @@ def _numba_installed() -> bool:
     if _numba_found is None:
         _numba_found = importlib.util.find_spec("numba") is not None
     return _numba_found
+
+
+def attention_probabilities(q, k, key_padding_mask=None):
+    """softmax(q k^T / sqrt(d)) with padded keys at probability 0: (batch, heads, seq, seq), no gradient.
+
+    What `output_attentions=True` returns; computed only when asked (the kernels never build it). q, k: arrays or
+    Tensors (batch, heads, seq, head_dim). Before dropout, as transformers returns them in eval mode.
+    """
+    q, k = (t.data if isinstance(t, Tensor) else t for t in (q, k))
+    xp = get_array_module(q)
+    scores = (q @ xp.swapaxes(k, -1, -2)) * q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+    if key_padding_mask is not None:
+        scores = xp.where((xp.asarray(key_padding_mask) == 0)[:, None, None, :], xp.finfo(q.dtype).min, scores)
+    scores -= scores.max(axis=-1, keepdims=True)
+    probs = xp.exp(scores)
+    return probs / probs.sum(axis=-1, keepdims=True)

@@ -174,3 +174,13 @@ def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: flo
     cu = check_cu_seqlens(cu_seqlens, q.shape[0])
     p = dropout_p if training else 0.0
     return _select_varlen_implementation(q, p)(cu, p)(q, k, v)
+
+
+def varlen_attention_probabilities(q, k, cu_seqlens) -> list:
+    """Each sequence's attention probabilities, (heads, L, L) per sequence, no gradient (output_attentions)."""
+    from minitransfer.ops.attention import attention_probabilities  # noqa: PLC0415
+
+    q, k = (t.data if isinstance(t, Tensor) else t for t in (q, k))
+    cu = check_cu_seqlens(cu_seqlens, q.shape[0])
+    return [attention_probabilities(_sequence_heads(q, s, e)[None], _sequence_heads(k, s, e)[None])[0]
+            for s, e in zip(cu[:-1].tolist(), cu[1:].tolist())]

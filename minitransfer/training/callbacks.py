@@ -134,6 +134,64 @@ class EarlyStoppingCallback(TrainerCallback):
             control.should_training_stop = True
 
 
+class CSVLoggerCallback(TrainerCallback):
+    """report_to="csv": OUTPUT_DIR/log_history.csv, one row per log entry, a column for every key seen so far
+    (rewritten at each log, so the file is always whole)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        import csv
+
+        columns = ["step", "epoch"] + sorted({k for h in state.log_history for k in h} - {"step", "epoch"})
+        path = Path(args.output_dir) / "log_history.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(state.log_history)
+        tmp.replace(path)
+
+
+class TensorBoardCallback(TrainerCallback):
+    """report_to="tensorboard": every numeric log value as a scalar in OUTPUT_DIR/runs, through tensorboardX (the
+    torch-free writer)."""
+
+    def __init__(self):
+        try:
+            from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional)
+        except ImportError as e:
+            from minitransfer.errors import ConfigError
+
+            raise ConfigError("report_to='tensorboard' needs tensorboardX: pip install tensorboardX") from e
+        self._writer_class, self.writer = SummaryWriter, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.writer = self._writer_class(logdir=str(Path(args.output_dir) / "runs"))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.writer is None:
+            return
+        for key, value in (logs or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "epoch"):
+                self.writer.add_scalar(key, value, state.global_step)
+        self.writer.flush()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def reporting_callbacks(report_to: list[str]) -> list[TrainerCallback]:
+    """The callbacks report_to asks for: "none", "csv", "tensorboard", or "all" (csv, and tensorboard if installed)."""
+    import importlib.util
+
+    wanted = set(report_to) - {"none"}
+    if "all" in wanted:
+        wanted = {"csv"} | ({"tensorboard"} if importlib.util.find_spec("tensorboardX") else set())
+    return ([CSVLoggerCallback()] if "csv" in wanted else []) + (
+        [TensorBoardCallback()] if "tensorboard" in wanted else [])
+
+
 def _json_default(value):
     import numpy as np
 

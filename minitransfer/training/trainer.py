@@ -46,7 +46,7 @@ from minitransfer.tasks.batching import (
     token_budget_batches,
 )
 from minitransfer.training.arguments import TrainingArguments
-from minitransfer.training.callbacks import CallbackHandler, TrainerControl, TrainerState
+from minitransfer.training.callbacks import CallbackHandler, TrainerControl, TrainerState, reporting_callbacks
 from minitransfer.training.trainer_utils import EvalPrediction, PredictionOutput, TrainOutput
 
 CHECKPOINT_PREFIX = "checkpoint"
@@ -77,7 +77,7 @@ class Trainer:
         self.data_collator = data_collator or (lambda features: pad_collate(features, pad_id))
         self.compute_loss_func, self.compute_metrics, self.evaluate_fn = compute_loss_func, compute_metrics, evaluate_fn
         self.optimizer, self.lr_scheduler = optimizers
-        self.callback_handler = CallbackHandler(callbacks)
+        self.callback_handler = CallbackHandler(list(callbacks or []) + reporting_callbacks(self.args.report_to))
         self.state, self.control = TrainerState(), TrainerControl()
         self.output_dir = Path(self.args.output_dir)
         self._accepted = _forward_arguments(model)

@@ -200,3 +200,39 @@ def test_bad_masks_and_bounds_get_one_clear_error(checkpoints, minilm_path, sent
         model(input_ids=enc["input_ids"], cu_seq_lens_q=np.array([0, 2, 4]))
     with pytest.raises(TypeError, match="unexpected keyword"):
         model(**enc, head_mask=None)
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+@pytest.mark.parametrize("head", ["body", "seq", "tok", "qa", "mlm"])
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_output_attentions_and_hidden_states_through_every_head_match_transformers(
+        checkpoints, minilm_path, sentences, tmp_path, head, model_type, padding_free):
+    """Probabilities between real tokens equal transformers' (eager attention); computed only when asked."""
+    import torch
+    import transformers
+
+    path, _ = checkpoints[kind_of(model_type, head), "safetensors"]
+    prefix = "Bert" if model_type == "bert" else "DistilBert"
+    suffix = {"body": "Model", "seq": "ForSequenceClassification", "tok": "ForTokenClassification",
+              "qa": "ForQuestionAnswering", "mlm": "ForMaskedLM"}[head]
+    torch.manual_seed(0)
+    ref = getattr(transformers, prefix + suffix).from_pretrained(path, attn_implementation="eager").eval()
+    ref.save_pretrained(tmp_path)
+    model = HEADS[head].from_pretrained(tmp_path, padding_free=padding_free)
+    enc = batch(minilm_path, sentences, distil=model_type == "distilbert")
+    with minitransfer.no_grad():
+        assert model(**enc).attentions is None and model(**enc).hidden_states is None
+        out = model(**enc, output_attentions=True, output_hidden_states=True)
+    with torch.no_grad():
+        expected = ref(**{k: torch.tensor(v) for k, v in enc.items()}, output_attentions=True,
+                       output_hidden_states=True)
+    real = enc["attention_mask"].astype(bool)
+    pair = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, S, S): query and key both real
+    assert len(out.attentions) == len(expected.attentions) == len(out.hidden_states) - 1
+    for ours, theirs in zip(out.attentions, expected.attentions):
+        ours, theirs = ours.numpy(), theirs.numpy()
+        assert ours.shape == theirs.shape
+        assert np.abs((ours - theirs)[np.broadcast_to(pair, ours.shape)]).max() < 1e-5
+        assert np.all(ours[np.broadcast_to(~real[:, None, None, :], ours.shape)] == 0), "padded keys get 0"
+    for ours, theirs in zip(out.hidden_states, expected.hidden_states):
+        assert np.abs(ours.numpy()[real] - theirs.numpy()[real]).max() < 1e-4

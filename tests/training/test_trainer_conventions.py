@@ -211,3 +211,26 @@ def test_a_datasets_dataset_trains_where_the_library_is_installed(tiny_dir, tmp_
     trainer = tiny_trainer(tiny_dir, tmp_path, max_steps=2)
     trainer.train_dataset = datasets.Dataset.from_list(trainer.train_dataset)
     assert trainer.train().global_step == 2
+
+
+def test_report_to_csv_writes_every_log_entry(tiny_dir, tmp_path):
+    import csv
+
+    trainer = tiny_trainer(tiny_dir, tmp_path, max_steps=3, eval_strategy="steps", eval_steps=2, report_to="csv")
+    trainer.train()
+    rows = list(csv.DictReader(open(tmp_path / "log_history.csv", encoding="utf-8")))
+    assert len(rows) == len(trainer.state.log_history)
+    assert [r["step"] for r in rows if r["loss"]] == ["1", "2", "3"] and any(r["eval_accuracy"] for r in rows)
+
+
+def test_report_to_tensorboard_writes_event_files(tiny_dir, tmp_path):
+    pytest.importorskip("tensorboardX")
+    tiny_trainer(tiny_dir, tmp_path, max_steps=2, report_to="tensorboard").train()
+    assert list((tmp_path / "runs").glob("events.out.tfevents.*"))
+
+
+def test_report_to_unknown_is_an_error(tmp_path):
+    from minitransfer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="report_to"):
+        TrainingArguments(str(tmp_path), report_to="wandb")
