@@ -1,4 +1,4 @@
-"""What every pipeline shares: its options, the device, batches of rows padded to their longest, the model under no_grad.
+"""What every pipeline shares: options, the device, batches of rows padded to their longest, no_grad.
 
 A pipeline turns each input into one or more model rows (question answering: one per window of a long context),
 runs all the rows through the model `batch_size` rows at a time, and turns each input's outputs into
