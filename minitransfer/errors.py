@@ -18,3 +18,7 @@ class ConfigError(MiniTransferError):
 
 class InputError(MiniTransferError):
     """User data that cannot be fed to a model (empty, too long, wrong shape, unknown label, missing column)."""
+
+
+class TrainingError(MiniTransferError):
+    """A run that cannot go on (a non-finite loss or gradient, an output folder another run holds)."""

@@ -1,8 +1,12 @@
 """`minitransfer` command line: each subcommand is a few lines over the library.
 
 Command groups live in modules beside this one; each has `register(commands, train_tasks)` adding its
-subparsers (`train_tasks` holds the `minitransfer train <task>` subcommands).
-Errors a user can fix (MiniTransferError) print one line and exit with status 2, never a traceback.
+subparsers (`train_tasks` holds the `minitransfer train <task>` subcommands); every parser uses `HelpFormatter`.
+
+Exit status: 0 on success; 2 for a usage error (argparse's own, or a `UsageError` from the commands' argument
+checks: an unknown recipe, options that exclude or need each other); 1 for a failure while running (any other
+MiniTransferError: a missing or unreadable file, a bad checkpoint, empty data; or an OSError); 130 on Ctrl-C.
+Errors print one `error: ...` line on stderr, never a traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 
 from minitransfer.errors import MiniTransferError
 
@@ -20,30 +25,84 @@ COMMAND_MODULES = [
     "minitransfer.cli.qa_commands",
 ]
 
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class UsageError(MiniTransferError):
+    """The command was called wrongly (a bad option value or combination): exit status 2, like argparse's errors."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except where there is none to show (None) and for on/off switches."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:  # keep "--batch-size" whole when wrapping
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(self._whitespace_matcher.sub(" ", text).strip(), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records on stderr through tqdm.write, so a warning during training does not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)  # sys.stderr now, not when the handler was made
+        except Exception:  # noqa: BLE001 (logging's own convention)
+            self.handleError(record)
+
+
+def _version() -> str:
+    from minitransfer import __version__
+
+    return f"minitransfer {__version__}"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minitransfer", description="Fine-tune BERT-family models on NLP tasks.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = commands.add_parser("train", help="fine-tune a model on a task")
-    train_tasks = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    parser = argparse.ArgumentParser(prog="minitransfer", description="Fine-tune BERT-family models on NLP tasks.",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="the command to run (`minitransfer COMMAND --help` lists its flags)")
+    train = commands.add_parser("train", help="fine-tune a model on a task", formatter_class=HelpFormatter)
+    train_tasks = train.add_subparsers(dest="task", required=True, metavar="TASK",
+                                       help="the task (`minitransfer train TASK --help` lists its flags)")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands, train_tasks)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (argparse's own exits, --help and --version included, too)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["predict", "qa"]:  # `predict qa DIR` and `predict DIR TEXT` share a verb
         argv = ["predict-qa"] + argv[2:]
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[_TqdmHandler()])
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # argparse: usage errors (2), --help and --version (0)
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
         return int(args.func(args) or 0)
-    except MiniTransferError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except UsageError as e:
+        return _error(e, EXIT_USAGE)
+    except (MiniTransferError, OSError) as e:
+        return _error(e, EXIT_FAILURE)
     except KeyboardInterrupt:
-        return 130
+        return _error("interrupted", EXIT_INTERRUPTED)
+
+
+def _error(message: object, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from minitransfer.cli import HelpFormatter, UsageError
 from minitransfer.cli.classification_commands import FORMATS, add_training_flags, training_arguments
-from minitransfer.errors import InputError
 
 PERPLEXITY_HELP = ("held-out figures are masked-LM pseudo-perplexity: exp(mean MLM loss) over one fixed, seeded 15% "
                    "masking of the held-out text (the same positions for every model), not a left-to-right perplexity")
@@ -27,19 +27,20 @@ def register_train_mlm(train_tasks) -> None:
     p = train_tasks.add_parser("mlm", help="masked-LM training on a domain corpus (domain adaptation)",
                                description="Continue masked-LM training on a text file (one document per line). "
                                "A checkpoint without an MLM head (MiniLM) gets a new one, reported by name. "
-                               + PERPLEXITY_HELP + ".", conflict_handler="resolve")
+                               + PERPLEXITY_HELP + ".", conflict_handler="resolve",
+                               formatter_class=HelpFormatter)
     add_training_flags(p, batch_size=16, epochs=1)
     p.add_argument("--text", "--train", dest="train", required=True, help="UTF-8 text file, one document per line")
     p.add_argument("--eval-text", "--eval", dest="eval",
                    help="held-out text file (default: the last --holdout fraction of --text)")
     p.add_argument("--holdout", type=float, default=0.1,
-                   help="fraction of --text lines, taken from its end, held out for perplexity (default 0.1; 0: none)")
+                   help="fraction of --text lines, taken from its end, held out for perplexity (0: none)")
     p.add_argument("--max-train-examples", type=int,
                    help="train on a seeded random N of the lines left after the hold-out (kept in file order)")
     p.add_argument("--max-eval-examples", type=int, help="use only the first N held-out lines")
     p.add_argument("--windows-per-text", type=int, default=1,
-                   help="windows of --max-length tokens kept per document: 1 truncates (default), 0 keeps all")
-    p.add_argument("--mlm-probability", type=float, default=0.15)
+                   help="windows of --max-length tokens kept per document: 1 truncates, 0 keeps all")
+    p.add_argument("--mlm-probability", type=float, default=0.15, help="fraction of the tokens masked (BERT's 15%%)")
     p.add_argument("--whole-word-mask", action="store_true", help="mask a word's WordPiece pieces together")
     p.add_argument("--head-only", action="store_true", help="freeze the body and train only the MLM head")
     p.add_argument("--perplexity-seed", type=int, default=0, help="seed of the fixed held-out masking")
@@ -64,14 +65,15 @@ def train_mlm(args: argparse.Namespace) -> None:
 
 def register_perplexity(commands) -> None:
     p = commands.add_parser("perplexity", help="masked-LM pseudo-perplexity of a model on a text file",
-                            description=PERPLEXITY_HELP + ".")
+                            description=PERPLEXITY_HELP + ".", formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="model directory with an MLM head (or cached alias)")
     p.add_argument("--text", required=True, help="UTF-8 text file, one document per line")
     p.add_argument("--holdout", type=float, default=0.0,
                    help="score only the last fraction of the lines (as `train mlm --holdout` holds them out)")
     p.add_argument("--max-examples", type=int, help="use only the first N lines scored")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--windows-per-text", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per window")
+    p.add_argument("--windows-per-text", type=int, default=1,
+                   help="windows of --max-length tokens kept per document: 1 truncates, 0 keeps all")
     p.add_argument("--seed", type=int, default=0, help="seed of the fixed masking (train mlm: --perplexity-seed)")
     p.add_argument("--allow-new-head", action="store_true", help="score a headless checkpoint with a random head")
     p.set_defaults(func=perplexity)
@@ -110,14 +112,15 @@ def register_zero_shot(commands) -> None:
         description="Zero-shot: score each label word's MLM logit at the [MASK] of the pattern. With --few-shot K "
         "(e.g. 16,64): fine-tune the whole MLM model on K balanced training examples per seed with cross-entropy "
         "over the label words' logits (PET), no model selection on --data, which is scored once at the end. "
-        "A model without an MLM head (MiniLM) starts from a random head: adapt it first with `train mlm`.")
+        "A model without an MLM head (MiniLM) starts from a random head: adapt it first with `train mlm`.",
+        formatter_class=HelpFormatter)
     add_training_flags(p, batch_size=8, epochs=1, lr=2e-5)
     p.add_argument("--data", "--eval", dest="eval", required=True, help="labeled evaluation file (e.g. SST-2 dev.tsv)")
     p.add_argument("--train", help="labeled training file the K examples are drawn from (needed with --few-shot)")
-    p.add_argument("--out", default="few-shot-runs", help="output directory of --few-shot runs (default few-shot-runs)")
-    p.add_argument("--max-steps", type=int, default=100, help="optimizer steps per few-shot run (default 100)")
+    p.add_argument("--out", default="few-shot-runs", help="output directory of --few-shot runs")
+    p.add_argument("--max-steps", type=int, default=100, help="optimizer steps per few-shot run")
     p.add_argument("--few-shot", help="comma-separated K values, e.g. 16,64")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds: one K-example sample and run each (default 0)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds: one K-example sample and run each")
     p.add_argument("--pattern", help='prompt with {text} and one [MASK] (default "{text} It was [MASK].")')
     p.add_argument("--verbalizer", default=None,
                    help="one word per label, in label-id order, comma-separated (default: terrible,great)")
@@ -131,9 +134,9 @@ def _int_list(text: str, flag: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise InputError(f"{flag} takes comma-separated integers, got {text!r}") from None
+        raise UsageError(f"{flag} takes comma-separated integers, got {text!r}") from None
     if not values:
-        raise InputError(f"{flag} is empty")
+        raise UsageError(f"{flag} is empty")
     return values
 
 
@@ -143,7 +146,11 @@ def zero_shot(args: argparse.Namespace) -> None:
     from minitransfer.training.few_shot import zero_shot as run_zero_shot
 
     if args.resume:
-        raise InputError("zero-shot runs keep no checkpoint to resume: rerun without --resume")
+        raise UsageError("zero-shot runs keep no checkpoint to resume: rerun without --resume")
+    if args.few_shot and not args.train:
+        raise UsageError("--few-shot needs --train: the labeled file the K examples are drawn from")
+    ks = _int_list(args.few_shot, "--few-shot") if args.few_shot else []
+    seeds = _int_list(args.seeds, "--seeds")
     pattern = args.pattern or DEFAULT_PATTERN
     verbalizer = [w.strip() for w in args.verbalizer.split(",")] if args.verbalizer else list(DEFAULT_VERBALIZER)
     if not args.few_shot:
@@ -154,10 +161,7 @@ def zero_shot(args: argparse.Namespace) -> None:
               f"predicted per label {metrics['predicted_counts']}")
         print(json.dumps(metrics, indent=2))
         return
-    if not args.train:
-        raise InputError("--few-shot needs --train: the labeled file the K examples are drawn from")
-    result = few_shot_sweep(args.model, args.train, args.eval, _int_list(args.few_shot, "--few-shot"),
-                            _int_list(args.seeds, "--seeds"), training_arguments(args), pattern, verbalizer,
+    result = few_shot_sweep(args.model, args.train, args.eval, ks, seeds, training_arguments(args), pattern, verbalizer,
                             args.format, args.max_length, args.max_eval_examples, args.compare_classifier)
     print(f"\n{'method':<12}{'k':>6}{'mean acc':>10}{'std':>8}{'runs':>6}")
     for method, by_k in result["summary"].items():
@@ -171,12 +175,12 @@ def register_probe_bias(commands) -> None:
         "probe-bias", help="compare fill-mask predictions on paired templates (He / She was very [MASK].)",
         description="For each template pair, prints the words whose probability at the mask rises most with each "
         "template and the total-variation distance between the two distributions, for every --model given "
-        "(repeat --model to compare, e.g. the base and the adapted model).")
+        "(repeat --model to compare, e.g. the base and the adapted model).", formatter_class=HelpFormatter)
     p.add_argument("--model", action="append", required=True,
                    help="model directory with an MLM head; repeat to compare (e.g. --model BASE --model ADAPTED)")
     p.add_argument("--templates", help="file of extra pairs: one 'template<TAB>template' per line, one [MASK] each")
     p.add_argument("--no-builtin", action="store_true", help="use only the pairs of --templates")
-    p.add_argument("--top", type=int, default=5, help="words shown per direction (default 5)")
+    p.add_argument("--top", type=int, default=5, help="words shown per direction")
     p.add_argument("--json", help="also write every result to this JSON file")
     p.set_defaults(func=probe_bias)
 
@@ -186,11 +190,11 @@ def probe_bias(args: argparse.Namespace) -> None:
     from minitransfer.tasks.bias import BUILTIN_TEMPLATES, read_template_pairs
     from minitransfer.tasks.bias import probe_bias as run
 
+    if args.no_builtin and not args.templates:
+        raise UsageError("--no-builtin without --templates leaves no template pair to probe")
     pairs = [] if args.no_builtin else list(BUILTIN_TEMPLATES)
     if args.templates:
-        pairs += read_template_pairs(args.templates)
-    if not pairs:
-        raise InputError("--no-builtin without --templates leaves no template pair to probe")
+        pairs += read_template_pairs(args.templates)  # raises on an empty file
     results = {}
     for path in args.model:
         results[path] = run(AutoModelForMaskedLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), pairs,
@@ -217,14 +221,15 @@ def register_distill(commands) -> None:
         help="train a smaller student to imitate a fine-tuned classifier (soft targets at temperature T + hard labels)",
         description="loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels). The teacher "
         "is a classifier directory from `train classification`; the student a body (e.g. from `convert "
-        "bert-to-distilbert`) that gets a new head. Prints both accuracies and inference speeds, measured in this run.")
+        "bert-to-distilbert`) that gets a new head. Prints both accuracies and inference speeds, measured in this run.",
+        formatter_class=HelpFormatter)
     add_training_flags(p)
     p.add_argument("--teacher", required=True, help="fine-tuned classifier directory")
     p.add_argument("--student", "--model", dest="model", required=True, help="student model directory")
     p.add_argument("--eval", required=True, help="labeled evaluation file")
-    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--temperature", type=float, default=2.0, help="softmax temperature T of the soft targets")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-target loss (1 - alpha: hard labels)")
-    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--format", choices=FORMATS, help="file layout of --train and --eval (detected when omitted)")
     p.add_argument("--speed-repeats", type=int, default=2, help="timed passes over --eval per model (best kept)")
     p.set_defaults(func=distill)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from minitransfer.errors import InputError
+from minitransfer.cli import HelpFormatter, UsageError
 
 FORMATS = ["glue", "msr", "sms", "csv", "jsonl"]
 
@@ -12,34 +12,36 @@ FORMATS = ["glue", "msr", "sms", "csv", "jsonl"]
 def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_length: int = 128, epochs: float = 3,
                        lr: float = 5e-5) -> None:
     """The flags every `train` task shares (defaults as transformers' examples)."""
-    p.add_argument("--model", default="minilm", help="pretrained model directory or cached alias (default: minilm)")
+    p.add_argument("--model", default="minilm", help="pretrained model directory or cached alias")
     p.add_argument("--train", required=True, help="training file")
     p.add_argument("--eval", help="evaluation file (metrics each epoch; the best model is kept)")
     p.add_argument("--out", required=True,
                    help="output directory (the best model and tokenizer, metrics.jsonl, checkpoint-N/ folders)")
-    p.add_argument("--epochs", type=float, default=epochs)
+    p.add_argument("--epochs", type=float, default=epochs, help="passes over the training data (may be fractional)")
     p.add_argument("--max-steps", type=int, default=-1,
                    help="stop after this many optimizer steps (overrides --epochs)")
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="training examples per batch")
     p.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    p.add_argument("--max-length", type=int, default=max_length)
+    p.add_argument("--max-length", type=int, default=max_length, help="tokens per input; longer inputs are truncated")
     p.add_argument("--max-train-examples", type=int, help="use only the first N training examples")
     p.add_argument("--max-eval-examples", type=int, help="use only the first N evaluation examples")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="random seed (shuffling, dropout, new weights)")
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with linear warmup")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--schedule", choices=["linear", "constant", "cosine"], default="linear")
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--weight-decay", type=float, default=0.01,
+                   help="AdamW weight decay (not on biases and LayerNorm weights)")
+    p.add_argument("--schedule", choices=["linear", "constant", "cosine"], default="linear",
+                   help="learning-rate schedule after the warmup")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--eval-steps", type=int, default=0,
-                   help="evaluate and checkpoint every N steps instead of every epoch")
+                   help="evaluate and checkpoint every N steps instead of every epoch (0: every epoch)")
     p.add_argument("--resume", action="store_true", help="continue from the latest OUT/checkpoint-N")
     p.add_argument("--plot", action="store_true", help="write OUT/curves.png (needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--group-by-length", action="store_true",
                    help="batch sentences of similar length together: less padding, faster (transformers' option)")
     p.add_argument("--max-tokens-per-batch", type=int, default=0, metavar="N",
-                   help="batches of at most N real tokens instead of --batch-size rows (fairseq's max_tokens)")
+                   help="batches of at most N real tokens instead of --batch-size rows (fairseq's max_tokens; 0: off)")
     p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
                    help="compute padding too, as transformers does (its exact numbers; slower)")
 
@@ -71,7 +73,8 @@ def add_freezing_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(commands, train_tasks) -> None:
-    p = train_tasks.add_parser("classification", help="sentence or sentence-pair classification")
+    p = train_tasks.add_parser("classification", help="sentence or sentence-pair classification",
+                               formatter_class=HelpFormatter)
     add_training_flags(p)
     add_freezing_flags(p)
     p.add_argument("--format", choices=FORMATS, help="file layout (detected when omitted)")
@@ -79,26 +82,30 @@ def register(commands, train_tasks) -> None:
                    help="metric that picks the best checkpoint")
     p.set_defaults(func=train_classification)
 
-    p = commands.add_parser("eval", help="evaluate a fine-tuned classifier on a labeled file")
-    p.add_argument("model_dir")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--max-length", type=int, default=128)
+    p = commands.add_parser("eval", help="evaluate a fine-tuned classifier on a labeled file",
+                            formatter_class=HelpFormatter)
+    p.add_argument("model_dir", help="fine-tuned classifier directory (from train classification)")
+    p.add_argument("--data", required=True, help="labeled file to score")
+    p.add_argument("--format", choices=FORMATS, help="file layout (detected when omitted)")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per input; longer inputs are truncated")
     p.set_defaults(func=evaluate)
 
-    p = commands.add_parser("predict", help='classify texts: predict DIR "text" ["text" ...] (QA: predict qa DIR ...)')
-    p.add_argument("model_dir")
-    p.add_argument("texts", nargs="+")
+    p = commands.add_parser("predict", help='classify texts: predict DIR "text" ["text" ...] (QA: predict qa DIR ...)',
+                            formatter_class=HelpFormatter)
+    p.add_argument("model_dir", help="fine-tuned classifier directory (from train classification)")
+    p.add_argument("texts", nargs="+", help="texts to classify, one result line each")
     p.add_argument("--pair", action="append", help="second sentence for sentence-pair models (one per text)")
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per input; longer inputs are truncated")
     p.set_defaults(func=predict)
 
-    p = commands.add_parser("compare", help="pretrained vs from-scratch (and full vs partial fine-tuning), one table")
+    p = commands.add_parser("compare", help="pretrained vs from-scratch (and full vs partial fine-tuning), one table",
+                            formatter_class=HelpFormatter)
     add_training_flags(p)
-    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--format", choices=FORMATS, help="file layout (detected when omitted)")
     p.add_argument("--recipes", default="full,scratch",
                    help="comma-separated from: full, scratch, freeze-embeddings, freeze-N (lower N layers), head-only")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "f1", "macro_f1"])
+    p.add_argument("--metric", default="accuracy", choices=["accuracy", "f1", "macro_f1"],
+                   help="metric that picks each run's best checkpoint")
     p.set_defaults(func=compare)
 
 
@@ -129,7 +136,7 @@ def parse_recipe(name: str):
         return Recipe(name, head_only=True)
     if name.startswith("freeze-") and name[7:].isdigit():
         return Recipe(name, freeze_layers=int(name[7:]))
-    raise InputError(f"unknown recipe {name!r}: use full, scratch, freeze-embeddings, freeze-N or head-only")
+    raise UsageError(f"unknown recipe {name!r}: use full, scratch, freeze-embeddings, freeze-N or head-only")
 
 
 def train_classification(args: argparse.Namespace) -> None:
@@ -150,7 +157,7 @@ def predict(args: argparse.Namespace) -> None:
     from minitransfer.training.classification import predict_texts
 
     if args.pair and len(args.pair) != len(args.texts):
-        raise InputError(f"{len(args.texts)} texts but {len(args.pair)} --pair sentences: give one --pair per text")
+        raise UsageError(f"{len(args.texts)} texts but {len(args.pair)} --pair sentences: give one --pair per text")
     for text, result in zip(args.texts, predict_texts(args.model_dir, args.texts, args.pair, args.max_length)):
         print(f"{result['label']}\t{result['score']:.4f}\t{text}")
 
@@ -161,8 +168,10 @@ def compare(args: argparse.Namespace) -> None:
     from minitransfer.training.classification import train_classification as run
 
     recipes = [parse_recipe(name.strip()) for name in args.recipes.split(",") if name.strip()]
+    if not recipes:
+        raise UsageError("--recipes is empty: use full, scratch, freeze-embeddings, freeze-N or head-only")
     if not args.eval:
-        raise InputError("compare needs --eval: the comparison is on held-out data")
+        raise UsageError("compare needs --eval: the comparison is on held-out data")
     rows = []
     for recipe in recipes:
         run_args = training_arguments(args, args.metric)

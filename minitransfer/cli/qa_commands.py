@@ -5,12 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
+from minitransfer.cli import HelpFormatter, UsageError
 from minitransfer.cli.classification_commands import add_training_flags, training_arguments
 from minitransfer.errors import InputError
 
 
 def register(commands, train_tasks) -> None:
-    p = train_tasks.add_parser("qa", help="span question answering on SQuAD-format JSON")
+    p = train_tasks.add_parser("qa", help="span question answering on SQuAD-format JSON", formatter_class=HelpFormatter)
     add_training_flags(p, epochs=2, max_length=384)
     p.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive windows of a context")
     p.add_argument("--dev-fraction", type=float, default=0.1, help="without --eval: share of articles held out")
@@ -19,25 +20,32 @@ def register(commands, train_tasks) -> None:
     p.add_argument("--cache-dir", help="cache tokenized windows here (reused when nothing changed)")
     p.set_defaults(func=train_qa)
 
-    p = commands.add_parser("predict-qa", help="predict qa DIR --data F --out predictions.json")
-    p.add_argument("model_dir")
+    p = commands.add_parser("predict-qa", help="predict qa DIR --data F --out predictions.json",
+                            formatter_class=HelpFormatter)
+    p.add_argument("model_dir", help="fine-tuned QA model directory (from train qa)")
     p.add_argument("--data", required=True, help="SQuAD-format JSON")
     p.add_argument("--out", required=True, help="where to write {id: answer}")
-    p.add_argument("--max-length", type=int, help="default: the run's own (qa_args.json), else 384")
-    p.add_argument("--doc-stride", type=int, help="default: the run's own, else 128")
+    p.add_argument("--max-length", type=int,
+                   help="tokens per window (default: the run's own, from qa_args.json, else 384)")
+    p.add_argument("--doc-stride", type=int,
+                   help="tokens shared by consecutive windows (default: the run's own, else 128)")
     p.set_defaults(func=predict_qa)
 
-    p = commands.add_parser("qa", help="answer one question about a context (of any length)")
-    p.add_argument("model_dir")
-    p.add_argument("--question", required=True)
+    p = commands.add_parser("qa", help="answer one question about a context (of any length)",
+                            formatter_class=HelpFormatter)
+    p.add_argument("model_dir", help="fine-tuned QA model directory (from train qa)")
+    p.add_argument("--question", required=True, help="the question to answer")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--context", help="the text to find the answer in")
     group.add_argument("--context-file", help="a file holding the context")
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--doc-stride", type=int)
+    p.add_argument("--max-length", type=int,
+                   help="tokens per window (default: the run's own, from qa_args.json, else 384)")
+    p.add_argument("--doc-stride", type=int,
+                   help="tokens shared by consecutive windows (default: the run's own, else 128)")
     p.set_defaults(func=ask)
 
-    p = commands.add_parser("eval-squad", help="official SQuAD v1.1 EM/F1 of a predictions file")
+    p = commands.add_parser("eval-squad", help="official SQuAD v1.1 EM/F1 of a predictions file",
+                            formatter_class=HelpFormatter)
     p.add_argument("predictions", help="JSON {question id: answer}")
     p.add_argument("data", help="SQuAD-format JSON with the gold answers")
     p.set_defaults(func=eval_squad)
@@ -65,6 +73,8 @@ def ask(args: argparse.Namespace) -> None:
     from minitransfer.tasks.squad import answer
     from minitransfer.training.qa import window_settings
 
+    if not args.question.strip():
+        raise UsageError("--question is empty: give the question to answer")
     if args.context_file:
         path = Path(args.context_file)
         if not path.is_file():

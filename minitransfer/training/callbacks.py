@@ -26,7 +26,9 @@ class TrainerState:
     # and epoch), and the random generator's state after the last completed step.
     epoch_index: int = 0
     steps_in_epoch: int = 0
+    epoch_end_pending: bool = False  # the epoch's last step is done, its closing evaluation / checkpoint not yet
     rng_state: dict | None = None
+    data_fingerprint: str | None = None  # sha256 of the training set: a resume must see the same data
 
     def save_to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, default=_json_default) + "\n")

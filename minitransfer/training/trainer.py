@@ -20,12 +20,16 @@ ArrayDataset); `label`/`label_ids` become `labels`, and columns the model's forw
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import re
 import shutil
+import signal
+import threading
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +38,7 @@ import numpy as np
 from minitransfer import backend
 from minitransfer import random as mt_random
 from minitransfer.autograd import no_grad
-from minitransfer.errors import CheckpointError, ConfigError, InputError
+from minitransfer.errors import CheckpointError, ConfigError, InputError, TrainingError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.models.outputs import FLATTENED_KEYS
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
@@ -47,6 +51,13 @@ from minitransfer.tasks.batching import (
 )
 from minitransfer.training.arguments import TrainingArguments
 from minitransfer.training.callbacks import CallbackHandler, TrainerControl, TrainerState, reporting_callbacks
+from minitransfer.training.run_guard import (
+    OutputDirLock,
+    dataset_fingerprint,
+    resume_differences,
+    verify_manifest,
+    write_manifest,
+)
 from minitransfer.training.trainer_utils import EvalPrediction, PredictionOutput, TrainOutput
 
 CHECKPOINT_PREFIX = "checkpoint"
@@ -181,101 +192,124 @@ class Trainer:
     def train(self, resume_from_checkpoint: str | bool | None = None, *, resume: bool = False) -> TrainOutput:
         """Run training; resume_from_checkpoint=True continues from the latest OUTPUT_DIR/checkpoint-N (a path: from
         that checkpoint). Returns TrainOutput(global_step, training_loss, metrics)."""
-        a = self.args
         if self.train_dataset is None or len(self.train_dataset) == 0:
             raise InputError("the training set is empty: check the file and --max-train-examples")
         resume_from_checkpoint = resume if resume_from_checkpoint is None else resume_from_checkpoint
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise InputError(f"output_dir {self.output_dir} is a file: give a folder (it is created if missing)")
         checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        lock = OutputDirLock(self.output_dir).acquire()
+        try:
+            return self._train(checkpoint)
+        finally:
+            lock.release()
+            self._training = False
+
+    def _train(self, checkpoint: Path | None) -> TrainOutput:
+        a = self.args
         mt_random.manual_seed(a.seed)
         _set_padding_free(self.model, a.padding_free)
         total = self.total_steps()
         self.create_optimizer_and_scheduler(total)
-        self.state = TrainerState(max_steps=total, num_train_epochs=a.num_train_epochs)
+        self.state = TrainerState(max_steps=total, num_train_epochs=a.num_train_epochs,
+                                  data_fingerprint=dataset_fingerprint(self.train_dataset))
         if checkpoint is not None:
             self._load_checkpoint(checkpoint)
         else:
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
         a.save(self.output_dir)
-        log_every, eval_every, save_every = (self._every(v, total) for v in (a.logging_steps, a.eval_steps,
-                                                                                 a.save_steps))
+        self._every_steps = {name: self._every(getattr(a, f"{name}_steps"), total) for name in ("logging", "eval",
+                                                                                               "save")}
         self.control = self.callback_handler.call("on_train_begin", a, self.state, self.control)
         self._training = True
-        bar = _progress(total, self.state.global_step, not a.disable_tqdm)
-        running, losses, started = [], [], time.perf_counter()
-        epoch = self.state.epoch_index
+        self._bar = _progress(total, self.state.global_step, not a.disable_tqdm)
+        self._running, self._losses, started = [], [], time.perf_counter()
         self.model.train()
         try:
+            if self.state.epoch_end_pending:  # interrupted inside the epoch's closing evaluation: do it now
+                self._end_epoch()
             while self.state.global_step < total and not self.control.should_training_stop:
+                epoch = self.state.epoch_index
                 steps = self._epoch_steps(epoch)
-                first = self.state.steps_in_epoch if epoch == self.state.epoch_index else 0
-                if first >= len(steps):  # a checkpoint saved at the end of its epoch: the next one starts
-                    epoch, self.state.epoch_index, self.state.steps_in_epoch = epoch + 1, epoch + 1, 0
+                if self.state.steps_in_epoch >= len(steps):  # a checkpoint of the epoch's end: the next one starts
+                    self.state.epoch_index, self.state.steps_in_epoch = epoch + 1, 0
                     continue
                 self.control = self.callback_handler.call("on_epoch_begin", a, self.state, self.control)
-                for index in range(first, len(steps)):
-                    self.control = self.callback_handler.call("on_step_begin", a, self.state, self.control)
-                    loss = self._accumulate(steps[index])
-                    grad_norm = self._optimizer_step()
-                    self.state.global_step += 1
-                    self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
-                    self.state.epoch = epoch + (index + 1) / len(steps)
-                    self.state.rng_state = mt_random.numpy_rng().bit_generator.state
-                    running.append(loss)
-                    losses.append(loss)
-                    lr = self.lr_scheduler.get_last_lr()[0]
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-                    self.control = self.callback_handler.call("on_step_end", a, self.state, self.control)
-                    step = self.state.global_step
-                    if a.logging_strategy == "steps" and (step % log_every == 0 or (step == 1 and a.logging_first_step)
-                                                          or step == total) or self.control.should_log:
-                        self.log({"loss": float(np.mean(running)), "grad_norm": grad_norm, "learning_rate": lr})
-                        running = []
-                    metrics = None
-                    if (a.eval_strategy == "steps" and step % eval_every == 0) or self.control.should_evaluate:
-                        metrics = self.evaluate()
-                    if (a.save_strategy == "steps" and step % save_every == 0) or self.control.should_save:
-                        self._save_checkpoint(metrics)
-                    self.control.should_log = self.control.should_evaluate = self.control.should_save = False
-                    if self.control.should_training_stop or self.control.should_epoch_stop or step >= total:
+                for index in range(self.state.steps_in_epoch, len(steps)):
+                    self._training_step(steps[index], epoch, index, len(steps))
+                    if self.control.should_training_stop or self.control.should_epoch_stop \
+                            or self.state.global_step >= total:
                         break
-                finished_epoch = self.state.steps_in_epoch == len(steps)
-                self.control.should_epoch_stop = False
-                self.control = self.callback_handler.call("on_epoch_end", a, self.state, self.control)
-                if a.logging_strategy == "epoch" and running:
-                    self.log({"loss": float(np.mean(running)), "learning_rate": self.lr_scheduler.get_last_lr()[0]})
-                    running = []
-                metrics = self.evaluate() if a.eval_strategy == "epoch" else None
-                if a.save_strategy == "epoch":
-                    self._save_checkpoint(metrics)
-                if finished_epoch:
-                    epoch += 1
-                    self.state.epoch_index, self.state.steps_in_epoch = epoch, 0
+                self.state.epoch_end_pending = True
+                self._end_epoch()
         except KeyboardInterrupt:
-            bar.close()
+            self._bar.close()
             path = self._save_checkpoint(None)
             print(f"\ninterrupted at step {self.state.global_step}: state saved to {path}; "
                   "resume with resume_from_checkpoint=True (the CLI: --resume)")
-            self._training = False
             raise
-        bar.close()
+        self._bar.close()
         if a.load_best_model_at_end and self.state.best_model_checkpoint:
             self._load_weights(Path(self.state.best_model_checkpoint))
         runtime = time.perf_counter() - started
-        training_loss = float(np.mean(losses)) if losses else 0.0
+        training_loss = float(np.mean(self._losses)) if self._losses else 0.0
         metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(
                    len(self.train_dataset) * a.num_train_epochs / max(runtime, 1e-9), 3),
-                   "train_steps_per_second": round(len(losses) / max(runtime, 1e-9), 3),
+                   "train_steps_per_second": round(len(self._losses) / max(runtime, 1e-9), 3),
                    "train_loss": training_loss, "epoch": self.state.epoch}
         self.log(dict(metrics))
         self.control = self.callback_handler.call("on_train_end", a, self.state, self.control)
-        self._training = False
         if a.plot:
             from minitransfer.training.plot import plot_metrics  # noqa: PLC0415 (matplotlib is optional)
 
             plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "curves.png")
         return TrainOutput(self.state.global_step, training_loss, metrics)
+
+    def _training_step(self, micro_batches, epoch: int, index: int, steps_in_epoch: int) -> None:
+        """One optimizer step, then what the strategies ask for at its end (log, evaluate, save)."""
+        a, every = self.args, self._every_steps
+        self.control = self.callback_handler.call("on_step_begin", a, self.state, self.control)
+        loss = self._accumulate(micro_batches)
+        with _interrupts_deferred():  # Ctrl-C never lands between the weights' update and the step's bookkeeping
+            grad_norm = self._optimizer_step()
+            self.state.global_step += 1
+            self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
+            self.state.epoch = epoch + (index + 1) / steps_in_epoch
+            self.state.rng_state = mt_random.numpy_rng().bit_generator.state  # at the step boundary
+        self._running.append(loss)
+        self._losses.append(loss)
+        lr = self.lr_scheduler.get_last_lr()[0]
+        self._bar.update(1)
+        self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        self.control = self.callback_handler.call("on_step_end", a, self.state, self.control)
+        step = self.state.global_step
+        if (a.logging_strategy == "steps" and (step % every["logging"] == 0 or step == self.state.max_steps
+                                               or (step == 1 and a.logging_first_step))) or self.control.should_log:
+            self.log({"loss": float(np.mean(self._running)), "grad_norm": grad_norm, "learning_rate": lr})
+            self._running = []
+        metrics = None
+        if (a.eval_strategy == "steps" and step % every["eval"] == 0) or self.control.should_evaluate:
+            metrics = self.evaluate()
+        if (a.save_strategy == "steps" and step % every["save"] == 0) or self.control.should_save:
+            self._save_checkpoint(metrics)
+        self.control.should_log = self.control.should_evaluate = self.control.should_save = False
+
+    def _end_epoch(self) -> None:
+        """An epoch's close: the epoch strategies' log, evaluation and checkpoint; then the next epoch's position."""
+        a = self.args
+        finished = self.state.steps_in_epoch >= len(self._epoch_steps(self.state.epoch_index))
+        self.control.should_epoch_stop = False
+        self.control = self.callback_handler.call("on_epoch_end", a, self.state, self.control)
+        if a.logging_strategy == "epoch" and self._running:
+            self.log({"loss": float(np.mean(self._running)), "learning_rate": self.lr_scheduler.get_last_lr()[0]})
+            self._running = []
+        metrics = self.evaluate() if a.eval_strategy == "epoch" else None
+        self.state.epoch_end_pending = False
+        if finished:
+            self.state.epoch_index, self.state.steps_in_epoch = self.state.epoch_index + 1, 0
+        if a.save_strategy == "epoch":
+            self._save_checkpoint(metrics)
 
     def compute_loss(self, model, inputs: dict):
         """The loss of one batch: the model's own, or compute_loss_func(outputs, labels) when given."""
@@ -295,19 +329,33 @@ class Trainer:
         scale = 1.0 / len(micro_batches)
         for indices in micro_batches:
             loss = self.compute_loss(self.model, self._to_device(self._features(self.train_dataset, indices)))
+            value = loss.item()
+            if not math.isfinite(value):
+                self.optimizer.zero_grad()
+                raise self._diverged(f"the loss is {value}")
             (loss * scale if scale != 1.0 else loss).backward()
-            losses.append(loss.item())
+            losses.append(value)
         return float(np.mean(losses))
+
+    def _diverged(self, what: str) -> TrainingError:
+        lr = self.lr_scheduler.get_last_lr()[0]
+        kept = (f"the last checkpoint is {self._checkpoints()[-1]}" if self._checkpoints() else "no checkpoint was "
+                "written yet")
+        return TrainingError(f"training diverged at step {self.state.global_step + 1}: {what} (learning rate "
+                             f"{lr:.3g}); the step was not applied and {kept}. Lower the learning rate (--lr), add "
+                             "warmup (--warmup) or keep gradient clipping on (--max-grad-norm)")
 
     def _optimizer_step(self) -> float | None:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        norm = None
-        if self.args.max_grad_norm and self.args.max_grad_norm > 0:
-            norm = float(clip_grad_norm_(params, self.args.max_grad_norm))
+        clip = self.args.max_grad_norm if self.args.max_grad_norm and self.args.max_grad_norm > 0 else math.inf
+        norm = float(clip_grad_norm_(params, clip))  # with no clipping: the norm alone, to catch inf / nan
+        if not math.isfinite(norm):
+            self.optimizer.zero_grad()
+            raise self._diverged(f"the gradient norm is {norm}")
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad()
-        return norm
+        return norm if clip != math.inf else None
 
     def _to_device(self, batch: dict) -> dict:
         device = self.model.device
@@ -401,14 +449,21 @@ class Trainer:
                 self.state.best_metric = value
                 self.state.best_model_checkpoint = str(self._checkpoint_path())
         final = self._checkpoint_path()
+        bad = [n for n, p in self.model.named_parameters() if not np.isfinite(backend.to_numpy(p.data)).all()]
+        if bad:
+            raise TrainingError(f"the weights hold inf or nan ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+                                f" at step {self.state.global_step}: no checkpoint is written from them. Lower the "
+                                "learning rate (--lr)")
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.save_model(tmp)
-        np.savez(tmp / "optimizer.npz", **self.optimizer.state_dict())
-        (tmp / "scheduler.json").write_text(json.dumps(self.lr_scheduler.state_dict(), default=_json_default))
-        self.state.save_to_json(tmp / "trainer_state.json")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        with _interrupts_deferred():  # a Ctrl-C waits for the checkpoint; a kill leaves only the .tmp folder
+            self.save_model(tmp)
+            np.savez(tmp / "optimizer.npz", **self.optimizer.state_dict())
+            (tmp / "scheduler.json").write_text(json.dumps(self.lr_scheduler.state_dict(), default=_json_default))
+            self.state.save_to_json(tmp / "trainer_state.json")
+            write_manifest(tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
         self._rotate_checkpoints()
         self.control = self.callback_handler.call("on_save", a, self.state, self.control)
         return final
@@ -459,15 +514,29 @@ class Trainer:
             self.model.tie_weights()
 
     def _load_checkpoint(self, directory: Path) -> None:
-        self._load_weights(directory)
-        with np.load(directory / "optimizer.npz") as saved:
-            self.optimizer.load_state_dict(dict(saved))
-        self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
-        saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
+        """Resume from `directory` after checking it is whole (its manifest) and belongs to this very run."""
+        verify_manifest(directory)
+        try:
+            saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
+            saved_args = json.loads((directory / "training_args.json").read_text())
+            changes = resume_differences(saved_args, self.args.to_dict(), saved_state.data_fingerprint,
+                                         self.state.data_fingerprint)
+            if changes:
+                raise TrainingError(f"cannot resume from {directory}: this run differs from the one that wrote it ("
+                                    + "; ".join(changes) + "). Resume with the original settings and data, or start a "
+                                    "new run in another output folder")
+            self._load_weights(directory)
+            with np.load(directory / "optimizer.npz") as saved:
+                self.optimizer.load_state_dict(dict(saved))
+            self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
+            if saved_state.rng_state is None:
+                raise KeyError("rng_state")
+            mt_random.numpy_rng().bit_generator.state = saved_state.rng_state
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"cannot resume from {directory}: {type(e).__name__}: {e}. The checkpoint is "
+                                  "incomplete or from another version: resume from an earlier checkpoint-N") from e
         saved_state.max_steps, saved_state.num_train_epochs = self.state.max_steps, self.state.num_train_epochs
         self.state = saved_state
-        if self.state.rng_state is not None:
-            mt_random.numpy_rng().bit_generator.state = self.state.rng_state
 
     # ---- logging ----
     def log(self, logs: dict) -> None:
@@ -482,6 +551,23 @@ class Trainer:
             _write_line(("eval " if "train_runtime" not in logs else "done ") + json.dumps(shown,
                                                                                           default=_json_default))
         self.control = self.callback_handler.call("on_log", self.args, self.state, self.control, logs=entry)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it: a step or a checkpoint is never cut in half.
+    Only the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _forward_arguments(model) -> set[str] | None:

@@ -110,13 +110,15 @@ def test_distill_reports_accuracy_and_speed(tiny_model, tmp_path, capsys):
     (["zero-shot", "--model", "x", "--data", SST_DEV, "--few-shot", "a,b", "--train", "t"], "comma-separated integers"),
     (["probe-bias", "--model", "x", "--no-builtin"], "leaves no template pair"),
     (["zero-shot", "--model", "x", "--data", SST_DEV, "--resume"], "no checkpoint to resume"),
+    (["zero-shot", "--model", "x", "--data", SST_DEV, "--seeds", ","], "--seeds is empty"),
+    (["convert", "bert-to-distilbert", "x", "y", "--layers", "0,a"], "comma-separated layer numbers"),
 ])
-def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
+def test_usage_errors_print_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
 def test_headless_model_in_fill_mask_compare_is_a_clear_error(tiny_model, adapted, capsys):
-    assert main(["fill-mask", "--compare", str(tiny_model), str(adapted), "A [MASK]."]) == 2
+    assert main(["fill-mask", "--compare", str(tiny_model), str(adapted), "A [MASK]."]) == 1  # the model, not the call
     assert "has no masked-LM head" in capsys.readouterr().err

@@ -47,18 +47,21 @@ def test_compare_prints_one_row_per_recipe(tiny_model, data, tmp_path, capsys):
     assert set(json.loads((tmp_path / "compare.json").read_text())) == {"full", "scratch", "head-only"}
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["predict", "/no/such/dir", "text"], "no model directory at /no/such/dir"),
-    (["train", "classification", "--train", "/no/such.tsv", "--out", "x"], "no/such.tsv"),
-    (["compare", "--train", "x", "--out", "y", "--recipes", "half"], "unknown recipe 'half'"),
+@pytest.mark.parametrize("argv,message,code", [
+    (["predict", "/no/such/dir", "text"], "no model directory at /no/such/dir", 1),  # failures while running: 1
+    (["train", "classification", "--train", "/no/such.tsv", "--out", "x"], "no/such.tsv", 1),
+    (["compare", "--train", "x", "--out", "y", "--recipes", "half"], "unknown recipe 'half'", 2),  # usage: 2
+    (["compare", "--train", "x", "--out", "y", "--recipes", ","], "--recipes is empty", 2),
+    (["compare", "--train", "x", "--out", "y"], "compare needs --eval", 2),
+    (["predict", "/no/such/dir", "a", "b", "--pair", "c"], "2 texts but 1 --pair", 2),
 ])
-def test_user_errors_print_one_line_and_exit_2(argv, message, capsys):
-    assert main(argv) == 2
+def test_user_errors_print_one_line(argv, message, code, capsys):
+    assert main(argv) == code
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_console_entry_point_runs(tiny_model):
     result = subprocess.run([sys.executable, "-m", "minitransfer", "predict", str(tiny_model / "missing"), "x"],
                             capture_output=True, text=True)
-    assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error:") and "Traceback" not in result.stderr

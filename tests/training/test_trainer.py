@@ -44,9 +44,10 @@ def make_trainer(tmp_path, dropout=0.1, **overrides):
     model = BertForSequenceClassification(ModelConfig("bert", num_labels=2, hidden_dropout_prob=dropout,
                                                       attention_probs_dropout_prob=dropout, **TINY))
     overrides = {"num_train_epochs": 5, "eval_strategy": "epoch", "save_strategy": "epoch",
-                 "metric_for_best_model": "accuracy", **overrides}
-    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=16, learning_rate=3e-3, weight_decay=0.01,
-                             logging_steps=1, disable_tqdm=True, seed=3, **overrides)
+                 "metric_for_best_model": "accuracy", "per_device_train_batch_size": 16, "learning_rate": 3e-3,
+                 **overrides}
+    args = TrainingArguments(str(tmp_path), weight_decay=0.01, logging_steps=1, disable_tqdm=True, seed=3,
+                             **overrides)
     return Trainer(model, args, train_dataset=toy_dataset(), eval_dataset=toy_dataset(64, seed=1),
                    compute_metrics=accuracy)
 
