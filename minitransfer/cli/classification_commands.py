@@ -42,6 +42,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
                    help="batch sentences of similar length together: less padding, faster (transformers' option)")
     p.add_argument("--max-tokens-per-batch", type=int, default=0, metavar="N",
                    help="batches of at most N real tokens instead of --batch-size rows (fairseq's max_tokens; 0: off)")
+    p.add_argument("--overwrite-output-dir", action="store_true",
+                   help="replace the run already in --out (by default a finished run's folder is kept)")
     p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
                    help="compute padding too, as transformers does (its exact numbers; slower)")
 
@@ -51,6 +53,7 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
     best and the latest checkpoint, end on the best model; log every 10 steps."""
     from minitransfer.training import TrainingArguments
 
+    check_output_dir(args)
     strategy = "steps" if args.eval_steps else "epoch"
     return TrainingArguments(
         output_dir=args.out, num_train_epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
@@ -61,7 +64,30 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
         save_steps=args.eval_steps or 500, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=metric, greater_is_better=greater_is_better, plot=args.plot,
         group_by_length=args.group_by_length, max_tokens_per_batch=args.max_tokens_per_batch,
-        padding_free=args.padding_free, disable_tqdm=args.no_progress)
+        padding_free=args.padding_free, disable_tqdm=args.no_progress,
+        overwrite_output_dir=args.overwrite_output_dir)
+
+
+RUN_FILES = ("training_args.json", "metrics.jsonl", "model.safetensors", "config.json", "compare.json")
+
+
+def check_output_dir(args: argparse.Namespace) -> None:
+    """--out must not be the model being trained, and a finished run there is kept unless the user says otherwise."""
+    from pathlib import Path
+
+    from minitransfer.errors import TrainingError
+
+    out = Path(args.out)
+    model = Path(getattr(args, "model", "") or "")
+    if model.is_dir() and out.exists() and out.resolve() == model.resolve():
+        raise UsageError(f"--out {out} is the model folder itself: training would overwrite the checkpoint it starts "
+                         "from; give another --out")
+    if out.is_file():
+        raise UsageError(f"--out {out} is a file: give a folder (it is created if missing)")
+    previous = out.is_dir() and (any((out / name).exists() for name in RUN_FILES) or any(out.glob("checkpoint-*")))
+    if previous and not args.resume and not args.overwrite_output_dir:
+        raise TrainingError(f"{out} already holds a run (its model, metrics or checkpoints): pass --resume to "
+                            "continue it, --overwrite-output-dir to replace it, or choose another --out")
 
 
 def add_freezing_flags(p: argparse.ArgumentParser) -> None:
@@ -112,6 +138,11 @@ def register(commands, train_tasks) -> None:
 def recipe_from_args(args) -> object:
     from minitransfer.training.classification import Recipe
 
+    if args.head_only and (args.freeze_layers or args.freeze_embeddings):
+        raise UsageError("--head-only already freezes the whole body: drop --freeze-layers / --freeze-embeddings, "
+                         "or drop --head-only to train the layers above them")
+    if args.head_only and args.from_scratch:
+        raise UsageError("--head-only with --from-scratch would train a head on a random, frozen body: drop one")
     if args.from_scratch:
         name = "scratch"
     elif args.head_only:

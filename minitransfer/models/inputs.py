@@ -33,6 +33,9 @@ def check_inputs(input_ids, attention_mask, token_type_ids, *, vocab_size: int, 
     if input_ids is None:
         raise InputError("input_ids is required")
     ids = _array(input_ids, "input_ids", device)
+    if ids.dtype.kind == "b":
+        raise InputError("input_ids must hold integer token ids, got booleans: was an attention_mask passed as "
+                         "input_ids?")
     if ids.ndim == 1:
         raise InputError(f"input_ids has shape {ids.shape}: pass a batch of shape (batch, seq), e.g. ids[None]")
     if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:

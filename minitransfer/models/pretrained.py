@@ -134,7 +134,9 @@ class PreTrainedModel(Module):
             raise CheckpointError(f"{source} lacks weights of the {self.model_type} body: {', '.join(body[:10])}"
                                   + (f" and {len(body) - 10} more" if len(body) > 10 else ""))
         if missing and allow_new_head is False:
-            raise CheckpointError(f"{source} has no weights for {type(self).__name__}'s head ({', '.join(missing)})")
+            raise CheckpointError(f"{source} has no weights for {type(self).__name__}'s head ({', '.join(missing)}): "
+                                  "its outputs would come from a random head. Fine-tune it first (`minitransfer "
+                                  "train ...`) and use the folder that run writes")
         self.check_new_head(missing, source, allow_new_head)
         for name, _, _ in mismatched:
             del mapped[name]

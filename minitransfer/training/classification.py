@@ -74,7 +74,7 @@ def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None
     if not texts:
         raise InputError("no text to classify")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, allow_new_head=False).eval()
     names = getattr(model.config, "id2label", None) or {i: str(i) for i in range(model.config.num_labels)}
     names = {int(k): v for k, v in names.items()}
     results = []
@@ -95,7 +95,7 @@ def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None
 def evaluate_classifier(model_dir: str, eval_file: str, data_format: str | None = None, max_length: int = 128,
                         batch_size: int = 64) -> dict:
     """Metrics of a fine-tuned classifier directory on a labeled file (labels named as in training)."""
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, allow_new_head=False).eval()
     names = getattr(model.config, "id2label", None)
     label_names = [names[i] for i in range(len(names))] if names else None
     data = read_classification_file(eval_file, data_format, label_names=label_names)

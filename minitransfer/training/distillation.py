@@ -111,7 +111,7 @@ def distill(teacher: str, student: str, train_file: str, eval_file: str, args: T
     Returns the teacher's and the student's accuracy on `eval_file`, and both inference speeds measured here
     (examples/s, same data, batch size and process); also written to OUT/distillation.json.
     """
-    teacher_model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    teacher_model = AutoModelForSequenceClassification.from_pretrained(teacher, allow_new_head=False).eval()
     names = getattr(teacher_model.config, "id2label", None)
     if not names:
         raise InputError(f"{teacher} has no id2label: the teacher must be a fine-tuned classifier directory "

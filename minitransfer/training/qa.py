@@ -92,7 +92,7 @@ def predict_squad(model_dir: str, data_file: str, max_length: int | None = None,
     if not examples:
         raise InputError(f"{data_file} holds no questions")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, allow_new_head=False).eval()
     features = prepare_eval_features(examples, tokenizer, max_length, doc_stride)
     start, end = run_model(model, features, batch_size)
     return postprocess_predictions(examples, features, start, end)
@@ -107,7 +107,7 @@ class QuestionAnswerer:
     def __init__(self, model_dir: str, max_length: int | None = None, doc_stride: int | None = None):
         self.max_length, self.doc_stride = window_settings(model_dir, max_length, doc_stride)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir, allow_new_head=False).eval()
 
     def answer(self, question: str, context: str) -> dict:
         """{"answer", "score", "probability", "start", "end"} with context[start:end] == answer."""

@@ -218,6 +218,9 @@ class Trainer:
             self._load_checkpoint(checkpoint)
         else:
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
+            if a.overwrite_output_dir:  # a new run: the old run's checkpoints must not be taken for this one's
+                for old in self._checkpoints():
+                    shutil.rmtree(old, ignore_errors=True)
         a.save(self.output_dir)
         self._every_steps = {name: self._every(getattr(a, f"{name}_steps"), total) for name in ("logging", "eval",
                                                                                                "save")}

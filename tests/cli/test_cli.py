@@ -65,3 +65,50 @@ def test_console_entry_point_runs(tiny_model):
     result = subprocess.run([sys.executable, "-m", "minitransfer", "predict", str(tiny_model / "missing"), "x"],
                             capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+
+def train_argv(model, data, out, *extra):
+    return ["train", "classification", "--model", str(model), "--train", str(data / "train.tsv"), "--eval",
+            str(data / "dev.tsv"), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--no-progress", *extra]
+
+
+def test_a_finished_run_is_kept_unless_overwrite_or_resume(tiny_model, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_argv(tiny_model, data, out)) == 0
+    before = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(train_argv(tiny_model, data, out)) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite-output-dir" in err and "Traceback" not in err
+    assert (out / "model.safetensors").read_bytes() == before, "the finished run's model is untouched"
+    assert main(train_argv(tiny_model, data, out, "--overwrite-output-dir", "--seed", "7")) == 0
+    assert (out / "model.safetensors").read_bytes() != before
+
+
+def test_out_equal_to_the_model_and_conflicting_freezing_are_usage_errors(tiny_model, data, tmp_path, capsys):
+    assert main(train_argv(tiny_model, data, tiny_model)) == 2
+    assert "is the model folder itself" in capsys.readouterr().err
+    assert main(train_argv(tiny_model, data, tmp_path / "x", "--head-only", "--freeze-layers", "2")) == 2
+    assert "--head-only already freezes" in capsys.readouterr().err
+
+
+def test_a_diverging_run_fails_with_the_step_and_saves_no_model(tiny_model, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_argv(tiny_model, data, out, "--lr", "inf")) == 1
+    err = capsys.readouterr().err
+    assert ("training diverged at step" in err or "weights hold inf or nan" in err) and "Traceback" not in err
+    assert not (out / "model.safetensors").exists()
+
+
+def test_predict_on_a_model_without_a_trained_head_is_refused(tiny_model, capsys):
+    assert main(["predict", str(tiny_model), "a charming journey"]) == 1
+    assert "has no weights for" in capsys.readouterr().err
+
+
+def test_boolean_input_ids_are_one_clear_error(tiny_model):
+    import numpy as np
+
+    from minitransfer import AutoModel, InputError
+
+    with pytest.raises(InputError, match="booleans"):
+        AutoModel.from_pretrained(tiny_model)(input_ids=np.ones((1, 3), dtype=bool))
