@@ -34,18 +34,25 @@ _DTYPES: dict[str, np.dtype] = {
 }
 # A header longer than this is not a weights file (the library uses the same 100 MB cap).
 _MAX_HEADER_BYTES = 100_000_000
+_REDO = "download it again, or re-save it"
 
 
 def _read_header(path: Path, f, file_size: int) -> tuple[dict, int]:
-    """The parsed JSON header and the byte position where tensor data starts."""
+    """The parsed JSON header and the byte position where tensor data starts (the length is checked against the
+    file before anything is read or allocated for it)."""
     prefix = f.read(8)
     if len(prefix) < 8:
         raise CheckpointError(f"{path} is truncated: {file_size} bytes, too short for a safetensors header")
     (header_len,) = struct.unpack("<Q", prefix)
-    if header_len > min(_MAX_HEADER_BYTES, file_size - 8):
+    if header_len > file_size - 8:
         raise CheckpointError(
-            f"{path} is truncated or not a safetensors file: its header claims {header_len} bytes, the file has "
-            f"{file_size - 8} after the length prefix"
+            f"{path} is truncated or not a safetensors file: its length prefix declares a safetensors header of "
+            f"{header_len:,} bytes in a {file_size:,}-byte file; {_REDO}"
+        )
+    if header_len > _MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{path} is not a safetensors file: its header claims {header_len:,} bytes, more than the "
+            f"{_MAX_HEADER_BYTES:,} a safetensors header may have; {_REDO}"
         )
     try:
         header = json.loads(f.read(header_len))
@@ -76,13 +83,34 @@ def _tensor_spec(path: Path, name: str, entry: object) -> tuple[str, tuple[int, 
             f"{path}: tensor {name!r} has dtype {code}, which minitransfer cannot read; convert the checkpoint "
             "to F32/F16/BF16 and save it again."
         )
+    if math.prod(max(n, 1) for n in shape) * _DTYPES[code].itemsize >= 2**62:
+        raise CheckpointError(f"{path} is corrupt: tensor {name!r} has an absurd shape {list(shape)}; {_REDO}")
     expected = math.prod(shape) * _DTYPES[code].itemsize
     if end - begin != expected:
         raise CheckpointError(
             f"{path} is corrupt: tensor {name!r} ({code}, shape {list(shape)}) needs {expected} bytes, its "
-            f"offsets [{begin}, {end}] span {end - begin}"
+            f"offsets [{begin}, {end}] span {end - begin}; {_REDO}"
         )
     return code, shape, begin, end
+
+
+def _check_layout(path: Path, specs: dict[str, tuple[str, tuple[int, ...], int, int]], data_size: int) -> None:
+    """Every tensor's byte range inside the data section, and no two overlapping: the tensors then total at
+    most the file's size, whatever the header says (overlapping ranges would each be read and copied)."""
+    needed = max((end for _, _, _, end in specs.values()), default=0)
+    if needed > data_size:
+        last = max(specs, key=lambda n: specs[n][3])
+        raise CheckpointError(
+            f"{path} is truncated (header says {needed} bytes of tensor data, file has {data_size}): tensor "
+            f"{last!r} has data_offsets {list(specs[last][2:])} past the end of the data section; {_REDO}"
+        )
+    spans = sorted((begin, end, name) for name, (_, _, begin, end) in specs.items() if end > begin)
+    for (_, prev_end, prev), (begin, end, name) in zip(spans, spans[1:]):
+        if begin < prev_end:
+            raise CheckpointError(
+                f"{path} is corrupt: tensors {prev!r} and {name!r} overlap (data_offsets {list(specs[prev][2:])} "
+                f"and {[begin, end]}); a safetensors file holds each tensor's bytes once: {_REDO}"
+            )
 
 
 def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -96,7 +124,10 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         are kept, except BF16, which becomes float32 (exact: bf16 is the top half of a float32).
 
     Raises:
-        CheckpointError: missing, truncated or malformed file, or a dtype NumPy cannot hold (F8_*).
+        CheckpointError: missing, truncated or malformed file (header length past the file or over 100 MB,
+            data_offsets past the data or overlapping, a shape that does not fill its range), or a dtype NumPy
+            cannot hold (F8_*). All of it is checked before a tensor is read; tensors are then read one at a
+            time, so memory stays near the file's size.
     """
     path = Path(path)
     if not path.is_file():
@@ -107,13 +138,7 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with open(path, "rb") as f:
         header, data_start = _read_header(path, f, file_size)
         specs = {name: _tensor_spec(path, name, entry) for name, entry in header.items() if name != "__metadata__"}
-        data_size = file_size - data_start
-        needed = max((end for _, _, _, end in specs.values()), default=0)
-        if needed > data_size:
-            raise CheckpointError(
-                f"{path} is truncated (header says {needed} bytes of tensor data, file has {data_size}); "
-                "download or save it again."
-            )
+        _check_layout(path, specs, file_size - data_start)
         out = {}
         for name, (code, shape, begin, end) in specs.items():
             f.seek(data_start + begin)
