@@ -5,7 +5,8 @@ finds its attention and fused kernels wherever it is installed.
 """
 from setuptools import find_packages, setup
 
-TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0", "matplotlib"]
+MPI_EXTRAS = ["mpi4py==4.1.2", "mpich==5.0.2"]  # mpich's wheel brings libmpi and an mpiexec into the venv's bin/
+TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0", "matplotlib"] + MPI_EXTRAS
 
 setup(
     name="minitransfer",
@@ -21,6 +22,7 @@ setup(
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "gpu13": ["cupy-cuda13x"],
+        "mpi": MPI_EXTRAS,  # data parallelism: mpiexec -n N minitransfer train ...
         "test": TEST_EXTRAS,
         "bench": TEST_EXTRAS + ["accelerate==1.15.0"],  # transformers' Trainer (benchmarks/train_sst2_transformers.py)
         "plot": ["matplotlib"],

@@ -4,20 +4,24 @@ Functions see raw arrays (NumPy or CuPy); a Tensor only keeps the bookkeeping (d
 that made it). The graph is built only while gradients are enabled and some input requires a gradient,
 so under `no_grad()` or over frozen parameters no Function is kept and its saved arrays are freed at once.
 Backward walks Functions from the newest generation to the oldest and frees each one's saved arrays as
-it leaves it (unless `retain_graph=True`); only leaf tensors keep a `.grad`.
+it leaves it (unless `retain_graph=True`); only leaf tensors keep a `.grad`. A leaf can ask to be told when its
+gradient is final within a backward pass (`register_grad_ready_hook`), which is what lets data parallelism start
+averaging the last layers' gradients while backward is still computing the first layers'.
 """
 from __future__ import annotations
 
 import contextlib
 import heapq
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from minitransfer import backend
 
 _grad_enabled = True
+# Leaves that have a grad-ready hook: while it is empty, backward does no extra work for hooks.
+_hooked_leaves: weakref.WeakSet = weakref.WeakSet()
 
 
 def is_grad_enabled() -> bool:
@@ -50,6 +54,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not numpy's loop
+    _grad_ready_hooks: list | None = None  # set per instance by register_grad_ready_hook
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
         if isinstance(data, Tensor):
@@ -115,6 +120,22 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
+    def register_grad_ready_hook(self, hook: Callable[[Tensor], None]) -> GradReadyHookHandle:
+        """Call `hook(self)` during each backward pass as soon as this leaf's gradient is final there.
+
+        Final means every path from the root to this leaf has been accumulated into `.grad` (a weight used
+        twice, as a tied embedding, fires once, after its second contribution). A backward that does not reach
+        the leaf fires nothing. Cost: while any leaf has a hook, each backward first walks the graph once more
+        to count the paths to the hooked leaves. Returns a handle whose `remove()` drops the hook.
+        """
+        if not self.is_leaf:
+            raise RuntimeError("grad-ready hooks are for leaf tensors (parameters): only leaves keep a .grad")
+        if self._grad_ready_hooks is None:
+            self._grad_ready_hooks = []
+        self._grad_ready_hooks.append(hook)
+        _hooked_leaves.add(self)
+        return GradReadyHookHandle(self, hook)
+
     # ---- backward ----
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`.
@@ -133,6 +154,7 @@ class Tensor:
             grad = grad.data
         if self.creator is None:
             _accumulate_leaf(self, grad)
+            _fire_grad_ready(self)
             return
         run_backward(self, grad, retain_graph)
 
@@ -208,6 +230,27 @@ class Tensor:
         return _ops().transpose(self, None)
 
 
+class GradReadyHookHandle:
+    """What `Tensor.register_grad_ready_hook` returns: `remove()` unregisters the hook."""
+
+    def __init__(self, tensor: Tensor, hook: Callable[[Tensor], None]):
+        self._tensor, self._hook = weakref.ref(tensor), hook
+
+    def remove(self) -> None:
+        tensor = self._tensor()
+        hooks = tensor._grad_ready_hooks if tensor is not None else None
+        if hooks and self._hook in hooks:
+            hooks.remove(self._hook)
+            if not hooks:
+                tensor._grad_ready_hooks = None
+                _hooked_leaves.discard(tensor)
+
+
+def _fire_grad_ready(tensor: Tensor) -> None:
+    for hook in tuple(tensor._grad_ready_hooks or ()):
+        hook(tensor)
+
+
 def _ops():
     from minitransfer import ops  # noqa: PLC0415 (ops import this module; the reverse link is lazy)
 
@@ -279,6 +322,25 @@ def _fresh(grad, out_grads, in_grads) -> bool:
             and sum(grad is g for g in in_grads) == 1)
 
 
+def _count_hooked_paths(root_fn: Function) -> dict[int, list]:
+    """id(leaf) -> [leaf, number of (Function, input) edges that will bring it a gradient], for every hooked
+    leaf below `root_fn`: the countdown after which its gradient is final. One walk over the graph."""
+    pending: dict[int, list] = {}
+    stack, seen = [root_fn], {id(root_fn)}
+    while stack:
+        fn = stack.pop()
+        for x, needed in zip(getattr(fn, "inputs", ()), getattr(fn, "needs_input_grad", ())):
+            if not needed:
+                continue
+            if x.creator is None:
+                if x._grad_ready_hooks:
+                    pending.setdefault(id(x), [x, 0])[1] += 1
+            elif id(x.creator) not in seen:
+                seen.add(id(x.creator))
+                stack.append(x.creator)
+    return pending
+
+
 def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
     """Propagate `grad` from `root` through the graph in reverse generation order."""
     # id(tensor) -> (tensor, gradient) for non-leaf tensors; the tensor is held so its id stays unique
@@ -297,6 +359,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             "backward() through a graph that was already freed: call backward(retain_graph=True) the first time "
             "to backpropagate through it again, or recompute the forward pass"
         )
+    # Grad-ready hooks: counted only when some leaf has one (else `pending` stays empty and costs nothing).
+    pending = _count_hooked_paths(root.creator) if _hooked_leaves else {}
     push(root.creator)
     while heap:
         _, _, fn = heapq.heappop(heap)
@@ -315,13 +379,24 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         for x, gx, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
-            if not needed or gx is None:
+            if not needed:
                 continue
             if x.creator is None:
-                _accumulate_leaf(x, gx, owned=_fresh(gx, out_grads, in_grads))
-            else:
+                if gx is not None:
+                    _accumulate_leaf(x, gx, owned=_fresh(gx, out_grads, in_grads))
+                countdown = pending.get(id(x)) if pending else None
+                if countdown is not None:
+                    countdown[1] -= 1
+                    if countdown[1] == 0:
+                        del pending[id(x)]
+                        _fire_grad_ready(x)
+            elif gx is not None:
                 key = id(x)
                 grads[key] = (x, gx if key not in grads else grads[key][1] + gx)
                 push(x.creator)
         if not retain_graph:
             fn.release()
+    # A path the walk never took (a Function that returned None for a needed input) leaves a count above zero:
+    # the gradient is final now all the same.
+    for leaf, _ in list(pending.values()):
+        _fire_grad_ready(leaf)
