@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import textwrap
 
@@ -83,8 +84,57 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse's own exits, --help and --version included, too)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["launch"]:
+        return launch(argv[1:])
     if argv[:2] == ["predict", "qa"]:  # `predict qa DIR` and `predict DIR TEXT` share a verb
         argv = ["predict-qa"] + argv[2:]
+    comm = _ranks()
+    status = _run(argv)
+    if status not in (0, None) and comm is not None and comm.size > 1:
+        comm.abort(status)  # one rank failing alone would leave the others waiting in a collective forever
+    return status
+
+
+def _ranks():
+    """Under mpiexec: the communicator, with stdout silenced on ranks > 0 (their prints would repeat rank 0's;
+    errors still reach stderr). None in a single process (nothing is imported)."""
+    from minitransfer.distributed import launched_by_mpi  # noqa: PLC0415 (cheap: reads the environment)
+
+    if not launched_by_mpi():
+        return None
+    from minitransfer.distributed import get_communicator  # noqa: PLC0415
+
+    comm = get_communicator()
+    if comm.rank > 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    return comm
+
+
+def launch(argv: list[str]) -> int:
+    """`minitransfer launch -n N COMMAND ...`: run COMMAND on N ranks through the mpiexec the mpich wheel installs."""
+    parser = argparse.ArgumentParser(prog="minitransfer launch", formatter_class=HelpFormatter,
+                                     description="run a minitransfer command on N processes (data parallel, MPI)")
+    parser.add_argument("-n", "--nproc", type=int, required=True, help="number of processes (ranks)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the minitransfer command, e.g. train classification")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    if args.nproc < 1 or not args.command:
+        return _error("launch needs -n N (N >= 1) and a command, e.g. `minitransfer launch -n 2 train "
+                      "classification ...`", EXIT_USAGE)
+    from minitransfer.distributed import find_mpiexec  # noqa: PLC0415
+
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        return _error("no mpiexec found: pip install 'minitransfer[mpi]' (mpi4py and mpich), or set $MPIEXEC",
+                      EXIT_FAILURE)
+    import subprocess  # noqa: PLC0415
+
+    return subprocess.call([mpiexec, "-n", str(args.nproc), sys.executable, "-m", "minitransfer", *args.command])
+
+
+def _run(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[_TqdmHandler()])
     try:
         try:

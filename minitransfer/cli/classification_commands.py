@@ -33,6 +33,7 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
     p.add_argument("--schedule", choices=["linear", "constant", "cosine"], default="linear",
                    help="learning-rate schedule after the warmup")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--logging-steps", type=int, default=10, help="log the mean training loss every N steps")
     p.add_argument("--eval-steps", type=int, default=0,
                    help="evaluate and checkpoint every N steps instead of every epoch (0: every epoch)")
     p.add_argument("--resume", action="store_true", help="continue from the latest OUT/checkpoint-N")
@@ -60,7 +61,8 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
         gradient_accumulation_steps=args.grad_accum, seed=args.seed, warmup_ratio=args.warmup,
         weight_decay=args.weight_decay, lr_scheduler_type=args.schedule, max_grad_norm=args.max_grad_norm,
-        logging_steps=10, eval_strategy=strategy, save_strategy=strategy, eval_steps=args.eval_steps or None,
+        logging_steps=args.logging_steps, eval_strategy=strategy, save_strategy=strategy,
+        eval_steps=args.eval_steps or None,
         save_steps=args.eval_steps or 500, save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=metric, greater_is_better=greater_is_better, plot=args.plot,
         group_by_length=args.group_by_length, max_tokens_per_batch=args.max_tokens_per_batch,

@@ -29,6 +29,7 @@ class TrainerState:
     epoch_end_pending: bool = False  # the epoch's last step is done, its closing evaluation / checkpoint not yet
     rng_state: dict | None = None
     data_fingerprint: str | None = None  # sha256 of the training set: a resume must see the same data
+    world_size: int = 1  # ranks the run trained on (a resume may use another number, same global batch)
 
     def save_to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, default=_json_default) + "\n")

@@ -18,7 +18,9 @@ from minitransfer.errors import CheckpointError, TrainingError
 
 MANIFEST = "manifest.json"
 # The arguments that define the run's schedule and batches: a resume with any of them changed is not the same run.
-RESUME_FIELDS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+# The batch counts as its global size (per rank x ranks x accumulation): a resume on another number of ranks with
+# the same global batch walks the same batches.
+RESUME_FIELDS = ("learning_rate", "global_train_batch_size", "num_train_epochs",
                  "max_steps", "seed", "warmup_steps", "warmup_ratio", "weight_decay", "lr_scheduler_type",
                  "group_by_length", "train_sampling_strategy", "max_tokens_per_batch", "adam_beta1", "adam_beta2",
                  "adam_epsilon", "max_grad_norm")

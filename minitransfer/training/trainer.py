@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -38,6 +39,7 @@ import numpy as np
 from minitransfer import backend
 from minitransfer import random as mt_random
 from minitransfer.autograd import no_grad
+from minitransfer.distributed import GradientReducer, broadcast_parameters, check_identical, get_communicator
 from minitransfer.errors import CheckpointError, ConfigError, InputError, TrainingError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.models.outputs import FLATTENED_KEYS
@@ -135,7 +137,8 @@ class Trainer:
         A trailing group shorter than gradient_accumulation_steps is dropped (unless it is the only one).
         """
         a = self.args
-        size, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
+        # A global batch: per_device_train_batch_size rows for each rank, which takes its own slice of it.
+        size, accum = a.per_device_train_batch_size * self._world_size(), a.gradient_accumulation_steps
         if (a.group_by_length or a.max_tokens_per_batch) and self._lengths is None:
             self._lengths = example_lengths(self.train_dataset)
         if a.group_by_length:
@@ -143,7 +146,7 @@ class Trainer:
         else:
             order = epoch_order(len(self.train_dataset), a.seed, epoch)
         if a.max_tokens_per_batch:
-            batches = token_budget_batches(order, self._lengths, a.max_tokens_per_batch)
+            batches = token_budget_batches(order, self._lengths, a.max_tokens_per_batch * self._world_size())
         else:
             batches = [order[i:i + size] for i in range(0, len(order), size)]
         steps = [batches[i:i + accum] for i in range(0, len(batches) - accum + 1, accum)]
@@ -152,7 +155,7 @@ class Trainer:
     def steps_per_epoch(self, epoch: int = 0) -> int:
         if self.args.max_tokens_per_batch:  # the number of batches depends on the epoch's order
             return len(self._epoch_steps(epoch))
-        batches = math.ceil(len(self.train_dataset) / self.args.per_device_train_batch_size)
+        batches = math.ceil(len(self.train_dataset) / (self.args.per_device_train_batch_size * self._world_size()))
         return max(batches // self.args.gradient_accumulation_steps, 1)
 
     def total_steps(self) -> int:
@@ -199,12 +202,47 @@ class Trainer:
             raise InputError(f"output_dir {self.output_dir} is a file: give a folder (it is created if missing)")
         checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        lock = OutputDirLock(self.output_dir).acquire()
+        self.comm = get_communicator()
+        lock = OutputDirLock(self.output_dir).acquire() if self.is_world_process_zero() else None
         try:
             return self._train(checkpoint)
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
+            if self.reducer is not None:
+                self.reducer.remove()
+                self.reducer = None
             self._training = False
+
+    # ---- ranks (data parallelism; one process: rank 0 of 1) ----
+    comm = None
+    reducer: GradientReducer | None = None
+    _check_replicas = 0  # every this many steps, check that all ranks hold the same weights (0: never)
+
+    def _world_size(self) -> int:
+        return self.comm.size if self.comm is not None else get_communicator().size
+
+    def is_world_process_zero(self) -> bool:
+        """Whether this process writes files and prints (transformers' name): rank 0, or the only process."""
+        return (self.comm or get_communicator()).rank == 0
+
+    def _start_ranks(self) -> None:
+        """Every rank holds rank 0's weights and the same data and settings; gradients will be averaged."""
+        comm = self.comm
+        if comm.size == 1:
+            return
+        mine = {"examples": len(self.train_dataset), "data": self.state.data_fingerprint,
+                "parameters": [(n, tuple(p.shape)) for n, p in self.model.named_parameters()],
+                "args": {k: v for k, v in self.args.to_dict().items() if k not in ("output_dir",)}}
+        everyone = comm.allgather_object(mine)
+        for rank, theirs in enumerate(everyone):
+            for key in mine:
+                if theirs[key] != everyone[0][key]:
+                    raise ConfigError(f"rank {rank} differs from rank 0 in its {key} (model, data and settings must "
+                                      "be the same on every rank): start every rank with the same command")
+        broadcast_parameters(self.model.parameters(), comm)
+        self._check_replicas = int(os.environ.get("MINITRANSFER_CHECK_REPLICAS", "0") or 0)
+        self.reducer = GradientReducer([p for p in self.model.parameters() if p.requires_grad], comm)
 
     def _train(self, checkpoint: Path | None) -> TrainOutput:
         a = self.args
@@ -213,20 +251,23 @@ class Trainer:
         total = self.total_steps()
         self.create_optimizer_and_scheduler(total)
         self.state = TrainerState(max_steps=total, num_train_epochs=a.num_train_epochs,
-                                  data_fingerprint=dataset_fingerprint(self.train_dataset))
+                                  data_fingerprint=dataset_fingerprint(self.train_dataset),
+                                  world_size=self.comm.size, is_world_process_zero=self.is_world_process_zero())
         if checkpoint is not None:
             self._load_checkpoint(checkpoint)
-        else:
+        elif self.is_world_process_zero():
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)
             if a.overwrite_output_dir:  # a new run: the old run's checkpoints must not be taken for this one's
                 for old in self._checkpoints():
                     shutil.rmtree(old, ignore_errors=True)
-        a.save(self.output_dir)
+        self._start_ranks()
+        if self.is_world_process_zero():
+            a.save(self.output_dir)
         self._every_steps = {name: self._every(getattr(a, f"{name}_steps"), total) for name in ("logging", "eval",
                                                                                                "save")}
         self.control = self.callback_handler.call("on_train_begin", a, self.state, self.control)
         self._training = True
-        self._bar = _progress(total, self.state.global_step, not a.disable_tqdm)
+        self._bar = _progress(total, self.state.global_step, not a.disable_tqdm and self.is_world_process_zero())
         self._running, self._losses, started = [], [], time.perf_counter()
         self.model.train()
         try:
@@ -249,8 +290,9 @@ class Trainer:
         except KeyboardInterrupt:
             self._bar.close()
             path = self._save_checkpoint(None)
-            print(f"\ninterrupted at step {self.state.global_step}: state saved to {path}; "
-                  "resume with resume_from_checkpoint=True (the CLI: --resume)")
+            if self.is_world_process_zero():
+                print(f"\ninterrupted at step {self.state.global_step}: state saved to {path}; "
+                      "resume with resume_from_checkpoint=True (the CLI: --resume)")
             raise
         self._bar.close()
         if a.load_best_model_at_end and self.state.best_model_checkpoint:
@@ -280,6 +322,8 @@ class Trainer:
             self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
             self.state.epoch = epoch + (index + 1) / steps_in_epoch
             self.state.rng_state = mt_random.numpy_rng().bit_generator.state  # at the step boundary
+        if self.reducer is not None and self._check_replicas and self.state.global_step % self._check_replicas == 0:
+            check_identical(self.model.named_parameters(), self.comm)  # MINITRANSFER_CHECK_REPLICAS=N (debug)
         self._running.append(loss)
         self._losses.append(loss)
         lr = self.lr_scheduler.get_last_lr()[0]
@@ -327,18 +371,37 @@ class Trainer:
         return outputs["loss"]
 
     def _accumulate(self, micro_batches: list[np.ndarray]) -> float:
-        """Forward and backward over `micro_batches`, gradients summed; returns the mean loss."""
-        losses = []
-        scale = 1.0 / len(micro_batches)
-        for indices in micro_batches:
-            loss = self.compute_loss(self.model, self._to_device(self._features(self.train_dataset, indices)))
-            value = loss.item()
-            if not math.isfinite(value):
+        """Forward and backward over this rank's slice of each of `micro_batches` (global batches), gradients summed
+        and, across ranks, averaged; returns the mean loss over every rank's examples.
+
+        Each rank's loss is weighted by its share of the global batch, so N ranks x batch b take exactly the step
+        one process takes on batch N * b (an uneven last batch included)."""
+        comm, world = self.comm, self.comm.size
+        total, count = 0.0, 0
+        for i, indices in enumerate(micro_batches):
+            mine = np.array_split(indices, world)[comm.rank] if world > 1 else indices
+            syncing = self.reducer is None or i == len(micro_batches) - 1
+            with contextlib.nullcontext() if syncing else self.reducer.no_sync():
+                if len(mine) == 0:  # an uneven tail left this rank nothing: it still joins the averaging
+                    continue
+                loss = self.compute_loss(self.model, self._to_device(self._features(self.train_dataset, mine)))
+                value = loss.item()
+                if world == 1 and not math.isfinite(value):
+                    self.optimizer.zero_grad()
+                    raise self._diverged(f"the loss is {value}")
+                weight = len(mine) * world / len(indices) / len(micro_batches)
+                (loss * weight if weight != 1.0 else loss).backward()
+                total, count = total + value * len(mine), count + len(mine)
+        if self.reducer is not None:
+            self.reducer.finish()
+        if world > 1:
+            sums = np.array([total, count], dtype=np.float64)
+            comm.allreduce(sums)
+            total, count = float(sums[0]), int(sums[1])
+            if not math.isfinite(total):  # every rank sees it: all stop together
                 self.optimizer.zero_grad()
-                raise self._diverged(f"the loss is {value}")
-            (loss * scale if scale != 1.0 else loss).backward()
-            losses.append(value)
-        return float(np.mean(losses))
+                raise self._diverged(f"the loss is {total / max(count, 1)}")
+        return total / max(count, 1)
 
     def _diverged(self, what: str) -> TrainingError:
         lr = self.lr_scheduler.get_last_lr()[0]
@@ -405,9 +468,11 @@ class Trainer:
         labels: dict[str, list] = {}
         losses, sizes = [], []
         bs = self.args.per_device_eval_batch_size
+        comm = self.comm or get_communicator()
+        shard = np.array_split(np.arange(len(dataset)), comm.size)[comm.rank]  # each rank its contiguous share
         with no_grad():
-            for start in range(0, len(dataset), bs):
-                indices = np.arange(start, min(start + bs, len(dataset)))
+            for start in range(0, len(shard), bs):
+                indices = shard[start:start + bs]
                 batch = self._features(dataset, indices)
                 names = self._label_names(batch)
                 out = self.model(**self._to_device(batch))
@@ -420,6 +485,12 @@ class Trainer:
                 for name in names:
                     labels.setdefault(name, []).append(np.asarray(batch[name]))
         self.model.train(was_training)
+        if comm.size > 1:  # gathered in rank order: the dataset's order, on every rank
+            parts = comm.allgather_object((chunks, labels, losses, sizes))
+            chunks = {k: [c for part in parts for c in part[0].get(k, [])] for k in parts[0][0]}
+            labels = {k: [c for part in parts for c in part[1].get(k, [])] for k in parts[0][1]}
+            losses = [x for part in parts for x in part[2]]
+            sizes = [x for part in parts for x in part[3]]
         predictions = _single([_concat_padded(v) for v in chunks.values()])
         label_ids = _single([_concat_padded(v) for v in labels.values()]) if labels else None
         metrics = {}
@@ -432,6 +503,8 @@ class Trainer:
     # ---- saving and resuming ----
     def save_model(self, output_dir: str | Path | None = None) -> None:
         """The model in the Hugging Face layout, with its tokenizer and the training arguments."""
+        if not self.is_world_process_zero():
+            return
         directory = Path(output_dir or self.args.output_dir)
         self.model.save_pretrained(directory)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
@@ -452,6 +525,9 @@ class Trainer:
                 self.state.best_metric = value
                 self.state.best_model_checkpoint = str(self._checkpoint_path())
         final = self._checkpoint_path()
+        if not self.is_world_process_zero():  # rank 0 writes; every rank tracked the best metric above
+            self.control = self.callback_handler.call("on_save", a, self.state, self.control)
+            return final
         bad = [n for n, p in self.model.named_parameters() if not np.isfinite(backend.to_numpy(p.data)).all()]
         if bad:
             raise TrainingError(f"the weights hold inf or nan ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
@@ -522,7 +598,11 @@ class Trainer:
         try:
             saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
             saved_args = json.loads((directory / "training_args.json").read_text())
-            changes = resume_differences(saved_args, self.args.to_dict(), saved_state.data_fingerprint,
+            current = self.args.to_dict()
+            for values, world in ((saved_args, saved_state.world_size), (current, self.comm.size)):
+                values["global_train_batch_size"] = (values["per_device_train_batch_size"] * world
+                                                     * values["gradient_accumulation_steps"])
+            changes = resume_differences(saved_args, current, saved_state.data_fingerprint,
                                          self.state.data_fingerprint)
             if changes:
                 raise TrainingError(f"cannot resume from {directory}: this run differs from the one that wrote it ("
@@ -539,6 +619,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume from {directory}: {type(e).__name__}: {e}. The checkpoint is "
                                   "incomplete or from another version: resume from an earlier checkpoint-N") from e
         saved_state.max_steps, saved_state.num_train_epochs = self.state.max_steps, self.state.num_train_epochs
+        saved_state.world_size, saved_state.is_world_process_zero = self.comm.size, self.is_world_process_zero()
         self.state = saved_state
 
     # ---- logging ----
@@ -546,10 +627,11 @@ class Trainer:
         """One log entry: into state.log_history and OUTPUT_DIR/metrics.jsonl, and to the callbacks' on_log."""
         entry = {**logs, "epoch": round(self.state.epoch, 4), "step": self.state.global_step}
         self.state.log_history.append(entry)
-        if self._training:  # evaluate() or predict() outside train() write no file
+        if self._training and self.is_world_process_zero():  # evaluate() / predict() outside train(): no file
             with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, default=_json_default) + "\n")
-        if self._training and (any(k.startswith("eval_") for k in logs) or "train_runtime" in logs):
+        if self._training and self.is_world_process_zero() and (any(k.startswith("eval_") for k in logs)
+                                                                 or "train_runtime" in logs):
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}
             _write_line(("eval " if "train_runtime" not in logs else "done ") + json.dumps(shown,
                                                                                           default=_json_default))

@@ -57,7 +57,7 @@ def test_resume_on_other_data_is_refused_instead_of_looping(tmp_path, time_limit
 def test_resume_with_changed_arguments_lists_the_differences(tmp_path):
     interrupted(tmp_path)
     changed = make_trainer(tmp_path, learning_rate=1e-3, per_device_train_batch_size=8)
-    with pytest.raises(TrainingError, match=r"learning_rate: 0\.003 -> 0\.001.*per_device_train_batch_size: 16 -> 8"):
+    with pytest.raises(TrainingError, match=r"learning_rate: 0\.003 -> 0\.001.*global_train_batch_size: 16 -> 8"):
         changed.train(resume_from_checkpoint=True)
 
 
