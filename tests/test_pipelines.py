@@ -347,3 +347,32 @@ def test_devices_and_options(classifier_dir, classifiers):
         classifiers[0]("text", topk=2)
     with pytest.raises(InputError, match="batch_size must be an int >= 1"):
         classifiers[0](["a", "b"], batch_size=0)
+
+
+PIPELINE_SCRIPT = '''
+from {library} import pipeline
+
+unmasker = pipeline("fill-mask", model=mlm_checkpoint)
+fills = unmasker("the movie was [MASK] .", top_k=3)
+{qa_lines}
+'''
+QA_LINES = '''
+question_answerer = pipeline("question-answering", model=qa_checkpoint)
+answer = question_answerer(question="what was the movie?", context="the movie was a charming journey .")
+'''
+
+
+@pytest.mark.parametrize("library", ["minitransfer", "transformers"])
+def test_pipeline_scripts_run_with_only_the_import_line_changed(mlm_dir, qa_dir, library):
+    """fill-mask on both libraries; question-answering on minitransfer (transformers 5 has no QA pipeline)."""
+    qa_lines = QA_LINES if library == "minitransfer" else ""
+    names = {"mlm_checkpoint": str(mlm_dir), "qa_checkpoint": str(qa_dir)}
+    exec(PIPELINE_SCRIPT.format(library=library, qa_lines=qa_lines), names)  # noqa: S102
+    assert names["pipeline"].__module__.split(".")[0] == library, "the script ran the library it imports"
+    fills = names["fills"]
+    assert len(fills) == 3 and {"score", "token", "token_str", "sequence"} <= set(fills[0])
+    assert fills[0]["score"] >= fills[1]["score"] >= fills[2]["score"]
+    if library == "minitransfer":
+        answer = names["answer"]
+        context = "the movie was a charming journey ."
+        assert context[answer["start"]:answer["end"]] == answer["answer"] and 0 < answer["score"] <= 1

@@ -51,6 +51,7 @@ class TrainingArguments:
     disable_tqdm: bool = False
     remove_unused_columns: bool = True  # drop dataset columns the model's forward does not take (sentence, idx)
     label_names: list[str] | None = None
+    use_cpu: bool = False  # the Trainer runs where the model is (never moves it), so a CPU model honours it as is
     group_by_length: bool = False  # transformers 4's name; train_sampling_strategy="group_by_length" in 5
     train_sampling_strategy: str = "random"
     # minitransfer's own:

@@ -246,6 +246,8 @@ class Trainer:
 
     def _train(self, checkpoint: Path | None) -> TrainOutput:
         a = self.args
+        if a.use_cpu and self.model.device != "cpu":
+            raise ConfigError(f"use_cpu=True but the model is on {self.model.device}: move it with model.to('cpu')")
         mt_random.manual_seed(a.seed)
         _set_padding_free(self.model, a.padding_free)
         total = self.total_steps()
