@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -174,28 +175,35 @@ def test_runs_killed_at_random_points_end_with_the_uninterrupted_weights(tmp_pat
     straight.train()
     script = KILLED_RUN.format(root=root, out=str(tmp_path / "killed"))
     rng = np.random.default_rng(0)
-    kills = 0
-    for attempt in range(7):  # six runs killed at a random moment, then one left to finish
+    kills, out = 0, tmp_path / "killed"
+    targets = sorted(rng.choice(np.arange(2, 22), size=4, replace=False))  # kill once past each of these steps
+
+    def latest_step():
+        steps = [int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+        return max(steps, default=0)
+
+    for target in [*targets, None]:  # four runs killed mid-way (mid-step or mid-checkpoint), then one to the end
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        try:
-            out, err = proc.communicate(timeout=float(rng.uniform(2.0, 6.0)) if attempt < 6 else 600)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
+        if target is not None:
+            deadline = time.time() + 300
+            while proc.poll() is None and latest_step() < target and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(float(rng.uniform(0, 0.3)))  # anywhere in the next step or its checkpoint write
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
             proc.communicate()
-            kills += 1
-            for checkpoint in (tmp_path / "killed").glob("checkpoint-*"):
-                if not checkpoint.name.endswith(".tmp"):
+            for checkpoint in out.glob("checkpoint-*"):
+                if checkpoint.name.split("-")[1].isdigit():
                     verify_manifest(checkpoint)
             continue
+        stdout, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        assert "DONE" in out
-        break
-    else:
-        pytest.fail("the killed run never finished")
+        assert "DONE" in stdout
     assert kills >= 1, "no kill landed: the test tested nothing"
-    final = max((tmp_path / "killed").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    assert final.name == "checkpoint-24"
+    assert latest_step() == 24
+    final = out / "checkpoint-24"
     ours = load_safetensors(final / "model.safetensors")
     theirs = straight.model.state_dict()
     assert max(float(np.abs(ours[k] - theirs[k]).max()) for k in theirs) < 1e-6
