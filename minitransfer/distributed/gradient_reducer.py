@@ -23,6 +23,13 @@ hooks and `finish()` returns at once. After `finish()` each `.grad` is a view in
 `gradient_as_bucket_view`): no copy back, and valid until the next step's reduction.
 MPICH moves a non-blocking collective forward only inside MPI calls, so each grad-ready event also tests the
 reductions in flight; MPIR_CVAR_ASYNC_PROGRESS=1 gives MPICH a progress thread instead.
+
+Row-sparse parameters (`row_sparse=`, a word embedding): a batch touches a few hundred of its rows, and its
+gradient is final only at the very end of backward (the embedding is the first layer), so a dense allreduce of
+it cannot overlap anything. Instead `finish(rows=...)` allgathers each rank's touched rows and their gradients
+and sums them in rank order on every rank (the same order everywhere: the replicas stay bit-identical). The
+caller names the rows (the batch's token ids); a row outside them must have a zero gradient — true for an
+embedding that is not tied to an output layer.
 """
 from __future__ import annotations
 
@@ -63,9 +70,12 @@ class GradientReducer:
     """Averages the gradients of `parameters` over the ranks of `communicator`, bucket by bucket during
     backward. Only parameters with requires_grad are kept; a parameter listed twice counts once."""
 
-    def __init__(self, parameters: Iterable[Tensor], communicator, bucket_bytes: int = 25 * 2**20):
+    def __init__(self, parameters: Iterable[Tensor], communicator, bucket_bytes: int = 25 * 2**20,
+                 row_sparse: Iterable[Tensor] = ()):
         self.communicator = communicator
-        self.parameters = list({id(p): p for p in parameters if p.requires_grad}.values())
+        self.row_sparse = [p for p in row_sparse if p.requires_grad]
+        sparse = {id(p) for p in self.row_sparse}
+        self.parameters = list({id(p): p for p in parameters if p.requires_grad and id(p) not in sparse}.values())
         self.bucket_bytes = int(bucket_bytes)
         self.buckets: list[_Bucket] = []
         self.overlapped_buckets = 0  # of the last step: buckets whose reduction started during backward
@@ -120,13 +130,17 @@ class GradientReducer:
         bucket.handle = self.communicator.iallreduce(bucket.buffer)
 
     # ---- after backward ----
-    def finish(self) -> None:
+    def finish(self, rows: dict | None = None) -> None:
         """Wait for every bucket (starting those backward did not complete), divide by the number of ranks and
-        set each parameter's `.grad` to the average. Does nothing with one process or inside `no_sync()`."""
-        if not self.buckets or not self._sync:
+        set each parameter's `.grad` to the average. Does nothing with one process or inside `no_sync()`.
+
+        rows: {id(parameter): this rank's touched row indices} for each row-sparse parameter."""
+        if not self._sync or self.communicator.size == 1:
             return
         self._start_ready_buckets(all_of_them=True)
         size = self.communicator.size
+        for p in self.row_sparse:
+            self._average_rows(p, (rows or {}).get(id(p)))
         for bucket in self.buckets:
             bucket.handle.wait()
             bucket.buffer /= size
@@ -138,6 +152,24 @@ class GradientReducer:
         overlapped = self.overlapped_buckets
         self.reset()
         self.overlapped_buckets = overlapped
+
+    def _average_rows(self, p: Tensor, rows) -> None:
+        if rows is None:
+            raise TrainingError(f"finish() needs the touched rows of the row-sparse parameter of shape {p.shape}")
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        grad = p.grad.data if p.grad is not None else None
+        values = backend.to_numpy(grad[rows]) if grad is not None else np.zeros((len(rows), *p.shape[1:]), p.dtype)
+        everyone = self.communicator.allgather_object((rows, values))
+        union = np.unique(np.concatenate([r for r, _ in everyone]))
+        total = np.zeros((len(union), *p.shape[1:]), dtype=values.dtype)
+        for their_rows, their_values in everyone:  # rank order on every rank: identical sums
+            total[np.searchsorted(union, their_rows)] += their_values
+        total /= self.communicator.size
+        xp = backend.get_array_module(p.data)
+        if grad is None:
+            grad = xp.zeros(p.shape, dtype=p.dtype)
+            p.grad = Tensor(grad)
+        grad[xp.asarray(union)] = xp.asarray(total)  # every other row is zero on every rank
 
     def reset(self) -> None:
         """Forget this step's progress (`finish()` does it; call it after a step abandoned mid-way)."""

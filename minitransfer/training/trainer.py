@@ -218,6 +218,7 @@ class Trainer:
     comm = None
     reducer: GradientReducer | None = None
     _check_replicas = 0  # every this many steps, check that all ranks hold the same weights (0: never)
+    _sparse_embedding = None  # the word embedding, averaged by its touched rows (GradientReducer row_sparse)
 
     def _world_size(self) -> int:
         return self.comm.size if self.comm is not None else get_communicator().size
@@ -242,7 +243,9 @@ class Trainer:
                                       "be the same on every rank): start every rank with the same command")
         broadcast_parameters(self.model.parameters(), comm)
         self._check_replicas = int(os.environ.get("MINITRANSFER_CHECK_REPLICAS", "0") or 0)
-        self.reducer = GradientReducer([p for p in self.model.parameters() if p.requires_grad], comm)
+        self._sparse_embedding = _row_sparse_embedding(self.model)
+        self.reducer = GradientReducer([p for p in self.model.parameters() if p.requires_grad], comm,
+                                       row_sparse=[self._sparse_embedding] if self._sparse_embedding else [])
 
     def _train(self, checkpoint: Path | None) -> TrainOutput:
         a = self.args
@@ -379,14 +382,17 @@ class Trainer:
         Each rank's loss is weighted by its share of the global batch, so N ranks x batch b take exactly the step
         one process takes on batch N * b (an uneven last batch included)."""
         comm, world = self.comm, self.comm.size
-        total, count = 0.0, 0
+        total, count, token_ids = 0.0, 0, []
         for i, indices in enumerate(micro_batches):
             mine = np.array_split(indices, world)[comm.rank] if world > 1 else indices
             syncing = self.reducer is None or i == len(micro_batches) - 1
             with contextlib.nullcontext() if syncing else self.reducer.no_sync():
                 if len(mine) == 0:  # an uneven tail left this rank nothing: it still joins the averaging
                     continue
-                loss = self.compute_loss(self.model, self._to_device(self._features(self.train_dataset, mine)))
+                batch = self._features(self.train_dataset, mine)
+                if self._sparse_embedding is not None:
+                    token_ids.append(np.asarray(backend.to_numpy(batch["input_ids"])).ravel())
+                loss = self.compute_loss(self.model, self._to_device(batch))
                 value = loss.item()
                 if world == 1 and not math.isfinite(value):
                     self.optimizer.zero_grad()
@@ -395,7 +401,11 @@ class Trainer:
                 (loss * weight if weight != 1.0 else loss).backward()
                 total, count = total + value * len(mine), count + len(mine)
         if self.reducer is not None:
-            self.reducer.finish()
+            rows = {}
+            if self._sparse_embedding is not None:
+                ids = np.concatenate(token_ids) if token_ids else np.zeros(0, dtype=np.int64)
+                rows[id(self._sparse_embedding)] = ids
+            self.reducer.finish(rows)
         if world > 1:
             sums = np.array([total, count], dtype=np.float64)
             comm.allreduce(sums)
@@ -655,6 +665,19 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def _row_sparse_embedding(model):
+    """The word-embedding weight when its gradient lives only on the rows of the batch's token ids: it is trained,
+    not tied to another parameter (an MLM decoder's gradient covers the whole vocabulary) and read by input_ids."""
+    inner = model._inner() if hasattr(model, "_inner") else model  # a wrapper (MaskedLMLoss, distillation)
+    if getattr(inner, "tied_weights", None):
+        return None
+    body = getattr(inner, getattr(inner, "base_model_prefix", ""), None) or inner
+    if not hasattr(body, "get_input_embeddings"):
+        return None
+    weight = body.get_input_embeddings().weight
+    return weight if weight.requires_grad else None
 
 
 def _forward_arguments(model) -> set[str] | None:
