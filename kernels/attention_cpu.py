@@ -422,6 +422,58 @@ def _load_rows(x, b, h, start, count, zero, dst):
 
 
 # ---------------------------------------------------------------------------------------------------
+# One block of query rows, already loaded into the flat buffers: the math both layouts share (this file's
+# (batch, head) drivers and attention_varlen_cpu's (sequence, head) ones differ only in what they load).
+# lse_rows, lo_rows, hi_rows: the block's rows of the logsumexp and of the dropout row keys (1-D views).
+# ---------------------------------------------------------------------------------------------------
+@numba.njit(**_JIT)
+def _forward_block(qf, kf, vf, sf, of, norms, lse_rows, lo_rows, hi_rows, columns, n, rows, width, ld, dims_p,
+                   scale, threshold, keep_scale, dropout):
+    """Scores of the block against the n keys, their exponentials (dropped out), and P V into of; the row sums
+    in norms (the caller divides the output by them) and each row's logsumexp in lse_rows."""
+    tile = 2 * (VECTOR_BYTES // sf.itemsize)
+    tiled = _round_up(rows, TILE_ROWS)
+    _gemm(qf, dims_p, 1, kf, ld, tile, sf, ld, tiled, width, dims_p, False)
+    for r in range(rows):
+        lse_rows[r], norms[r] = _exp_row(sf, r * ld, n, width, scale)
+        if dropout:
+            _dropout_row(sf, sf, r * ld, width, columns, lo_rows[r], hi_rows[r], threshold, keep_scale)
+    sf[rows * ld:tiled * ld] = 0
+    _gemm(sf, ld, 1, vf, tile, width * tile, of, dims_p, tiled, dims_p, width, False)
+
+
+@numba.njit(**_JIT)
+def _backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, lse_rows, lo_rows, hi_rows, columns,
+                    n, rows, width, ld, dims_p, scale, threshold, keep_scale, dropout):
+    """Given the block's q and dO rows and D_i = rowsum(dO * O) in delta: recompute P (and its dropped-out
+    P_drop), add the block's share of dK and dV, and leave its dQ in dqf."""
+    tile = 2 * (VECTOR_BYTES // qf.itemsize)
+    tiled = _round_up(rows, TILE_ROWS)
+    _gemm(qf, dims_p, 1, ktf, ld, tile, pf, ld, tiled, width, dims_p, False)
+    for r in range(rows):
+        _probabilities_row(pf, r * ld, n, width, scale, lse_rows[r])
+        if dropout:
+            _dropout_row(pf, pdf, r * ld, width, columns, lo_rows[r], hi_rows[r], threshold, keep_scale)
+    pf[rows * ld:tiled * ld] = 0
+    pdf[rows * ld:tiled * ld] = 0
+    # dV += P_drop^T dO
+    _gemm(pdf, 1, ld, dof, dims_p, tile, dvf, dims_p, width, dims_p, tiled, True)
+    # dP_drop = dO V^T; dS = (P_drop * dP_drop - P * D_i) * scale  (= P * (dP - D_i) * scale)
+    _gemm(dof, dims_p, 1, vtf, ld, tile, dsf, ld, tiled, width, dims_p, False)
+    w = VECTOR_BYTES // qf.itemsize
+    scales = vsplat(dsf, scale)
+    for r in range(tiled):
+        off = r * ld
+        deltas = vsplat(dsf, delta[r] if r < rows else 0.0)
+        for j in range(0, width, w):
+            g = vsub(vmul(vload(pdf, off + j), vload(dsf, off + j)), vmul(vload(pf, off + j), deltas))
+            vstore(dsf, off + j, vmul(g, scales))
+    # dQ = dS K; dK += dS^T Q
+    _gemm(dsf, ld, 1, kpf, tile, width * tile, dqf, dims_p, tiled, dims_p, width, False)
+    _gemm(dsf, 1, ld, qf, dims_p, tile, dkf, dims_p, width, dims_p, tiled, True)
+
+
+# ---------------------------------------------------------------------------------------------------
 # One (batch, head) at a time; the parallel drivers below give each task its own buffers.
 # ---------------------------------------------------------------------------------------------------
 @numba.njit(**_JIT)
@@ -440,17 +492,11 @@ def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, thresho
     qf, sf, of = qb.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, seq, block_rows):
         rows = min(block_rows, seq - start)
-        tiled = _round_up(rows, TILE_ROWS)
         _load_rows(q, b, h, start, rows, zero_q, qb)
-        _gemm(qf, dims_p, 1, kf, ld, tile, sf, ld, tiled, width, dims_p, False)
-        for r in range(rows):
-            i = start + r
-            lse[b, h, i], norms[r] = _exp_row(sf, r * ld, n, width, scale)
-            if dropout:
-                _dropout_row(sf, sf, r * ld, width, keys, key_lo[b, h, i], key_hi[b, h, i], threshold,
-                             keep_scale)
-        sb[rows:tiled] = 0
-        _gemm(sf, ld, 1, vf, tile, width * tile, of, dims_p, tiled, dims_p, width, False)
+        lo, hi = (key_lo[b, h, start:start + rows], key_hi[b, h, start:start + rows]) if dropout else (
+            key_lo[0, 0, :0], key_hi[0, 0, :0])
+        _forward_block(qf, kf, vf, sf, of, norms, lse[b, h, start:start + rows], lo, hi, keys, n, rows, width, ld,
+                       dims_p, scale, threshold, keep_scale, dropout)
         for r in range(rows):
             inv = 1.0 / norms[r]
             for d in range(dims):
@@ -480,7 +526,6 @@ def _backward_head(q, k, v, out, dout, lse, b, h, keys, n, zero_q, scale, key_lo
     dkf, dvf = dkc.ravel(), dvc.ravel()
     for start in range(0, seq, block_rows):
         rows = min(block_rows, seq - start)
-        tiled = _round_up(rows, TILE_ROWS)
         _load_rows(q, b, h, start, rows, zero_q, qb)
         _load_rows(dout, b, h, start, rows, False, dob)
         for r in range(rows):  # D_i = rowsum(dO * O), FlashAttention-2's shortcut for sum_j P_ij dP_ij
@@ -488,33 +533,13 @@ def _backward_head(q, k, v, out, dout, lse, b, h, keys, n, zero_q, scale, key_lo
             for d in range(dims):
                 acc += dout[b, h, start + r, d] * out[b, h, start + r, d]
             delta[r] = acc
-        _gemm(qf, dims_p, 1, ktf, ld, tile, pf, ld, tiled, width, dims_p, False)
-        for r in range(rows):
-            i = start + r
-            _probabilities_row(pf, r * ld, n, width, scale, lse[b, h, i])
-            if dropout:
-                _dropout_row(pf, pdf, r * ld, width, keys, key_lo[b, h, i], key_hi[b, h, i], threshold,
-                             keep_scale)
-        pb[rows:tiled] = 0
-        pdb[rows:tiled] = 0
-        # dV += P_drop^T dO
-        _gemm(pdf, 1, ld, dof, dims_p, tile, dvf, dims_p, width, dims_p, tiled, True)
-        # dP_drop = dO V^T; dS = (P_drop * dP_drop - P * D_i) * scale  (= P * (dP - D_i) * scale)
-        _gemm(dof, dims_p, 1, vtf, ld, tile, dsf, ld, tiled, width, dims_p, False)
-        w = VECTOR_BYTES // q.itemsize
-        scales = vsplat(dsf, scale)
-        for r in range(tiled):
-            off = r * ld
-            deltas = vsplat(dsf, delta[r] if r < rows else 0.0)
-            for j in range(0, width, w):
-                g = vsub(vmul(vload(pdf, off + j), vload(dsf, off + j)), vmul(vload(pf, off + j), deltas))
-                vstore(dsf, off + j, vmul(g, scales))
-        # dQ = dS K; dK += dS^T Q
-        _gemm(dsf, ld, 1, kpf, tile, width * tile, dqf, dims_p, tiled, dims_p, width, False)
+        lo, hi = (key_lo[b, h, start:start + rows], key_hi[b, h, start:start + rows]) if dropout else (
+            key_lo[0, 0, :0], key_hi[0, 0, :0])
+        _backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, lse[b, h, start:start + rows],
+                        lo, hi, keys, n, rows, width, ld, dims_p, scale, threshold, keep_scale, dropout)
         for r in range(rows):
             for d in range(dims):
                 dq[b, h, start + r, d] = 0.0 if zero_q else dqb[r, d]
-        _gemm(dsf, 1, ld, qf, dims_p, tile, dkf, dims_p, width, dims_p, tiled, True)
     for jj in range(n):
         for d in range(dims):
             dk[b, h, keys[jj], d] = dkc[jj, d]

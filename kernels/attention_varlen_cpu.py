@@ -8,12 +8,13 @@ cu_seqlens[s]:cu_seqlens[s + 1]. Each sequence attends to itself only, with no m
 Why: a padded (batch, seq) batch costs batch x seq query rows x the real keys; packed, it is sum L_s^2,
 and no padded token is loaded, exponentiated or multiplied.
 
-The plan and every building block are attention_cpu.py's (register-tiled microkernel, exp and dropout rows,
-query blocks sized for L2); this file only gathers one (sequence, head) out of the packed layout and drives
-it. One task per (sequence, head) (prange, one task per chunk), longest sequences first, so that a long one
-does not start last and leave the other cores idle. Forward keeps the output and the logsumexp,
-lse (heads, tokens) as FlashAttention-2's varlen (each task writes one contiguous run); backward recomputes
-the probabilities from q, k and lse, and the dropout mask from the seed (never stored).
+The plan and the math of each block of query rows are attention_cpu.py's (_forward_block, _backward_block:
+register-tiled microkernel, exp and dropout rows, query blocks sized for L2); this file only gathers one
+(sequence, head) out of the packed layout and drives it. One task per (sequence, head) (prange, one task
+per chunk), longest sequences first, so that a long one does not start last and leave the other cores idle.
+Forward keeps the output and the logsumexp, lse (heads, tokens) as FlashAttention-2's varlen (each task writes
+one contiguous run); backward recomputes the probabilities from q, k and lse, and the dropout mask from the
+seed (never stored).
 
 Dropout: the row key of packed query token t (its global row) and head h is SplitMix64 output number
 t * heads + h of the seed, splitmix64(seed + (t * heads + h) * golden); column j, the key's position inside
@@ -36,23 +37,15 @@ from numba.core.dispatcher import Dispatcher
 
 from .attention_cpu import (
     _JIT,
-    TILE_ROWS,
     VECTOR_BYTES,
+    _backward_block,
     _block_rows,
     _dropout_keys,
-    _dropout_row,
-    _exp_row,
-    _gemm,
+    _forward_block,
     _one_head_per_chunk,
-    _probabilities_row,
     _round_up,
     _row_stride,
     lanes_of,
-    vload,
-    vmul,
-    vsplat,
-    vstore,
-    vsub,
 )
 from .numba_cache import tolerate_cache_failures
 
@@ -108,16 +101,11 @@ def _forward_sequence(q, k, v, h, first, n, columns, scale, key_lo, key_hi, thre
     qf, sf, of = qb.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, n, block_rows):
         rows = min(block_rows, n - start)
-        tiled = _round_up(rows, TILE_ROWS)
-        _load_sequence_rows(q, h, first + start, rows, qb)
-        _gemm(qf, dims_p, 1, kf, ld, tile, sf, ld, tiled, width, dims_p, False)
-        for r in range(rows):
-            t = first + start + r
-            lse[h, t], norms[r] = _exp_row(sf, r * ld, n, width, scale)
-            if dropout:
-                _dropout_row(sf, sf, r * ld, width, columns, key_lo[t, h], key_hi[t, h], threshold, keep_scale)
-        sb[rows:tiled] = 0
-        _gemm(sf, ld, 1, vf, tile, width * tile, of, dims_p, tiled, dims_p, width, False)
+        t0 = first + start
+        _load_sequence_rows(q, h, t0, rows, qb)
+        lo, hi = (key_lo[t0:t0 + rows, h], key_hi[t0:t0 + rows, h]) if dropout else (key_lo[:0, 0], key_hi[:0, 0])
+        _forward_block(qf, kf, vf, sf, of, norms, lse[h, t0:t0 + rows], lo, hi, columns, n, rows, width, ld, dims_p,
+                       scale, threshold, keep_scale, dropout)
         for r in range(rows):
             inv = 1.0 / norms[r]
             for d in range(dims):
@@ -145,42 +133,22 @@ def _backward_sequence(q, k, v, out, dout, lse, h, first, n, columns, scale, key
     delta = np.empty(block_rows, dtype=np.float64)
     qf, dof, dqf, pf, pdf, dsf = qb.ravel(), dob.ravel(), dqb.ravel(), pb.ravel(), pdb.ravel(), dsb.ravel()
     dkf, dvf = dkc.ravel(), dvc.ravel()
-    w = VECTOR_BYTES // q.itemsize
-    scales = vsplat(dsf, scale)
     for start in range(0, n, block_rows):
         rows = min(block_rows, n - start)
-        tiled = _round_up(rows, TILE_ROWS)
-        _load_sequence_rows(q, h, first + start, rows, qb)
-        _load_sequence_rows(dout, h, first + start, rows, dob)
+        t0 = first + start
+        _load_sequence_rows(q, h, t0, rows, qb)
+        _load_sequence_rows(dout, h, t0, rows, dob)
         for r in range(rows):  # D_i = rowsum(dO * O), FlashAttention-2's shortcut for sum_j P_ij dP_ij
             acc = 0.0
             for d in range(dims):
-                acc += dout[first + start + r, h, d] * out[first + start + r, h, d]
+                acc += dout[t0 + r, h, d] * out[t0 + r, h, d]
             delta[r] = acc
-        _gemm(qf, dims_p, 1, ktf, ld, tile, pf, ld, tiled, width, dims_p, False)
-        for r in range(rows):
-            t = first + start + r
-            _probabilities_row(pf, r * ld, n, width, scale, lse[h, t])
-            if dropout:
-                _dropout_row(pf, pdf, r * ld, width, columns, key_lo[t, h], key_hi[t, h], threshold, keep_scale)
-        pb[rows:tiled] = 0
-        pdb[rows:tiled] = 0
-        # dV += P_drop^T dO
-        _gemm(pdf, 1, ld, dof, dims_p, tile, dvf, dims_p, width, dims_p, tiled, True)
-        # dP_drop = dO V^T; dS = (P_drop * dP_drop - P * D_i) * scale  (= P * (dP - D_i) * scale)
-        _gemm(dof, dims_p, 1, vtf, ld, tile, dsf, ld, tiled, width, dims_p, False)
-        for r in range(tiled):
-            off = r * ld
-            deltas = vsplat(dsf, delta[r] if r < rows else 0.0)
-            for j in range(0, width, w):
-                g = vsub(vmul(vload(pdf, off + j), vload(dsf, off + j)), vmul(vload(pf, off + j), deltas))
-                vstore(dsf, off + j, vmul(g, scales))
-        # dQ = dS K; dK += dS^T Q
-        _gemm(dsf, ld, 1, kpf, tile, width * tile, dqf, dims_p, tiled, dims_p, width, False)
+        lo, hi = (key_lo[t0:t0 + rows, h], key_hi[t0:t0 + rows, h]) if dropout else (key_lo[:0, 0], key_hi[:0, 0])
+        _backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, lse[h, t0:t0 + rows], lo, hi,
+                        columns, n, rows, width, ld, dims_p, scale, threshold, keep_scale, dropout)
         for r in range(rows):
             for d in range(dims):
-                dq[first + start + r, h, d] = dqb[r, d]
-        _gemm(dsf, 1, ld, qf, dims_p, tile, dkf, dims_p, width, dims_p, tiled, True)
+                dq[t0 + r, h, d] = dqb[r, d]
     for jj in range(n):
         for d in range(dims):
             dk[first + jj, h, d] = dkc[jj, d]
