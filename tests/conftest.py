@@ -23,3 +23,20 @@ def minilm_path():
 @pytest.fixture(scope="session")
 def sentences():
     return list(SENTENCES)
+
+
+def save_tiny_bert(path, minilm_path, **config):
+    """A tiny random BERT body (no MLM head, like MiniLM) with MiniLM's tokenizer, in `path`; loadable by both
+    libraries. config: ModelConfig overrides (dropout, ...)."""
+    import shutil
+
+    from minitransfer.models import BertForSequenceClassification, ModelConfig
+    from minitransfer.random import manual_seed
+
+    manual_seed(0)
+    BertForSequenceClassification(ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                              intermediate_size=32, max_position_embeddings=64,
+                                              **config)).body.save_pretrained(path)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_path / name, path / name)
+    return path

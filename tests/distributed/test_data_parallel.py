@@ -13,8 +13,7 @@ import pytest
 
 from minitransfer.cli import main
 from minitransfer.distributed import communicator
-from minitransfer.models import BertForSequenceClassification, ModelConfig
-from minitransfer.random import manual_seed
+from tests.conftest import save_tiny_bert
 from tests.distributed.mpi_run import HAVE_MPI, MPIEXEC, SCRIPTS
 
 pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec (pip install 'minitransfer[mpi]')")
@@ -31,14 +30,8 @@ def mpi_env() -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_no_dropout(tmp_path_factory, minilm_path):
-    path = tmp_path_factory.mktemp("tiny-dp")
-    manual_seed(0)
-    config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    BertForSequenceClassification(config).body.save_pretrained(path)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, path / name)
-    return path
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-dp"), minilm_path, hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="module")

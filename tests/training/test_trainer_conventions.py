@@ -1,12 +1,10 @@
 """transformers' Trainer conventions: a course-style script runs with only its import line changed; callbacks,
 early stopping, the best model at the end, checkpoint rotation, datasets-shaped rows, eval_-prefixed metrics."""
 import importlib.util
-import shutil
 
 import numpy as np
 import pytest
 
-from minitransfer.models import BertForSequenceClassification, ModelConfig
 from minitransfer.random import manual_seed
 from minitransfer.training import (
     EarlyStoppingCallback,
@@ -15,6 +13,7 @@ from minitransfer.training import (
     TrainerCallback,
     TrainingArguments,
 )
+from tests.conftest import save_tiny_bert
 
 WORDS = {1: ["good", "great", "fine", "lovely"], 0: ["bad", "awful", "dull", "poor"]}
 
@@ -22,14 +21,7 @@ WORDS = {1: ["good", "great", "fine", "lovely"], 0: ["bad", "awful", "dull", "po
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory, minilm_path):
     """A tiny random BERT body with MiniLM's tokenizer, loadable by both libraries."""
-    path = tmp_path_factory.mktemp("tiny-bert")
-    manual_seed(0)
-    config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         max_position_embeddings=64)
-    BertForSequenceClassification(config).body.save_pretrained(path)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_path / name, path / name)
-    return path
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_path)
 
 
 def raw_rows(n, seed):
