@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from minitransfer.backend import to_numpy
 from minitransfer.errors import CheckpointError, ConfigError
 from minitransfer.io.checkpoint import DEFAULT_MAX_SHARD_SIZE, load_config, load_state_dict, save_checkpoint
 from minitransfer.io.hub import drop_download_kwargs, resolve_model_path
@@ -38,6 +39,11 @@ class PreTrainedModel(Module):
         super().__init__()
         self.config = config
         self.loading_info: dict[str, list[str]] = {"missing_keys": [], "unexpected_keys": []}
+
+    @property
+    def body(self) -> PreTrainedModel:
+        """The body (BertModel, DistilBertModel): this model, or a head model's `base_model_prefix` child."""
+        return getattr(self, self.base_model_prefix) if self.is_head_model else self
 
     # ---- loading ----
     @classmethod
@@ -194,13 +200,7 @@ class PreTrainedModel(Module):
         state = {k: v for k, v in self.state_dict().items() if k not in self.tied_weights}
         config = self.config.to_dict()
         config["architectures"] = [type(self).__name__]
-        save_checkpoint(directory, {k: _to_host(v) for k, v in state.items()}, config, max_shard_size=max_shard_size)
-
-
-def _to_host(array):
-    from minitransfer.backend import to_numpy  # noqa: PLC0415
-
-    return to_numpy(array)
+        save_checkpoint(directory, {k: to_numpy(v) for k, v in state.items()}, config, max_shard_size=max_shard_size)
 
 
 def pretrained_config(path: Path, config: ModelConfig | dict | str | os.PathLike | None = None,
