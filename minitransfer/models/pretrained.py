@@ -96,7 +96,7 @@ class PreTrainedModel(Module):
                 f"{cls.model_type!r} model: use the Auto class (e.g. AutoModel) or the {config.model_type} class"
             )
         config = config.update(config_overrides)
-        model = cls._build(config)
+        model = cls(config)
         state = load_state_dict(path)
         model.load_pretrained_state(state, source=str(path), allow_new_head=allow_new_head,
                                     ignore_mismatched_sizes=ignore_mismatched_sizes)
@@ -105,10 +105,6 @@ class PreTrainedModel(Module):
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
             return model, {**info, **model.loading_info}
         return model
-
-    @classmethod
-    def _build(cls, config: ModelConfig) -> PreTrainedModel:
-        return cls(config)
 
     def load_pretrained_state(self, state: dict, source: str = "checkpoint", allow_new_head=None,
                               ignore_mismatched_sizes: bool = False) -> None:
@@ -175,12 +171,6 @@ class PreTrainedModel(Module):
             src_path, src_attr = source.rsplit(".", 1)
             owner = self.get_submodule(owner_path)
             setattr(owner, attr, getattr(self.get_submodule(src_path), src_attr))
-
-    def get_submodule(self, path: str) -> Module:
-        module: Module = self
-        for part in path.split(".") if path else []:
-            module = getattr(module, part)
-        return module
 
     # ---- saving ----
     def save_pretrained(
