@@ -7,21 +7,24 @@ from minitransfer.models.auto import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
-from minitransfer.models.bert import BertModel
-from minitransfer.models.config import ModelConfig
-from minitransfer.models.distilbert import DistilBertModel
-from minitransfer.models.freezing import apply_freezing
-from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
-from minitransfer.models.outputs import ModelOutput
-from minitransfer.models.pretrained import PreTrainedModel
-from minitransfer.models.task_heads import (
+from minitransfer.models.bert import (
+    BertForMaskedLM,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
+    BertModel,
+)
+from minitransfer.models.config import ModelConfig
+from minitransfer.models.distilbert import (
+    DistilBertForMaskedLM,
     DistilBertForQuestionAnswering,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
+    DistilBertModel,
 )
+from minitransfer.models.freezing import apply_freezing
+from minitransfer.models.outputs import ModelOutput
+from minitransfer.models.pretrained import PreTrainedModel
 
 __all__ = [
     "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering",

@@ -5,19 +5,22 @@ import os
 
 from minitransfer.errors import ConfigError
 from minitransfer.io.hub import drop_download_kwargs, resolve_model_path
-from minitransfer.models.bert import BertModel
-from minitransfer.models.config import ModelConfig
-from minitransfer.models.distilbert import DistilBertModel
-from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
-from minitransfer.models.pretrained import pretrained_config
-from minitransfer.models.task_heads import (
+from minitransfer.models.bert import (
+    BertForMaskedLM,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
+    BertModel,
+)
+from minitransfer.models.config import ModelConfig
+from minitransfer.models.distilbert import (
+    DistilBertForMaskedLM,
     DistilBertForQuestionAnswering,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
+    DistilBertModel,
 )
+from minitransfer.models.pretrained import pretrained_config
 
 
 class _AutoBase:

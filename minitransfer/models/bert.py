@@ -1,27 +1,27 @@
-"""BERT (Devlin et al. 2019): embeddings, a post-LayerNorm transformer encoder, and the pooler.
+"""BERT (Devlin et al. 2019): embeddings, post-LN transformer blocks, the pooler, and BERT's task heads.
 
-Attribute names follow transformers' BertModel exactly, so `named_parameters()` yields the checkpoint's
-own names (`encoder.layer.0.attention.self.query.weight`).
+A block is its math: x = LN(x + dropout(attn(x))); x = LN(x + dropout(ffn(x))). Each LN(x + dropout(dense(h)))
+is BertSelfOutput / BertOutput: one fused kernel (nn.add_norm) adds the dense's bias, drops out, adds the residual
+and normalizes. Attribute names follow transformers' BertModel exactly, so `named_parameters()` yields the
+checkpoint's own names (`encoder.layer.0.attention.self.query.weight`).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from minitransfer import ops
 from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.models.config import ModelConfig
-from minitransfer.models.inputs import check_inputs
-from minitransfer.models.outputs import ModelOutput, body_output, flattened_bounds
-from minitransfer.models.pretrained import PreTrainedModel
-from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from minitransfer.models.encoder import ACTIVATIONS, Encoder, EncoderModel
+from minitransfer.models.heads import MaskedLM, QuestionAnswering, SequenceClassification, TokenClassification
+from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, Parameter
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
-from minitransfer.nn.packing import pack_inputs
-
-ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
+from minitransfer.nn.layers import add_norm, dense_activation
 
 
 class BertEmbeddings(Module):
-    """word + position + token-type embeddings, then LayerNorm and dropout. ids (B, S) -> (B, S, H)."""
+    """word + position + token-type embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -44,7 +44,7 @@ class BertEmbeddings(Module):
 
 
 class BertSelfAttention(Module):
-    """Multi-head self-attention projections around the one attention entry point (ops.attention)."""
+    """The heads' merged attention output, before the output dense: x's shape, (T, H) packed or (B, S, H)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -61,20 +61,21 @@ class BertSelfAttention(Module):
 
 
 class BertSelfOutput(Module):
-    """dense → dropout → LayerNorm(· + residual); BertOutput is the same with the FFN's input width."""
+    """LN(x + dropout(dense(h))): the end of a sub-block; BertOutput is the same with the FFN's input width."""
 
     def __init__(self, config: ModelConfig, in_features: int | None = None):
         super().__init__()
-        in_features = in_features or config.hidden_size
-        self.dense = Linear(in_features, config.hidden_size, init_std=config.initializer_range)
+        self.dense = Linear(in_features or config.hidden_size, config.hidden_size, init_std=config.initializer_range)
         self.LayerNorm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden: Tensor, residual: Tensor) -> Tensor:
-        return dense_dropout_residual_norm(self.dense, hidden, residual, self.LayerNorm, self.dropout)
+    def forward(self, h: Tensor, x: Tensor) -> Tensor:
+        return add_norm(self.LayerNorm, x, self.dense.bias_later(h), self.dropout)
 
 
 class BertAttention(Module):
+    """LN(x + dropout(attn(x))), attn = self-attention and the output dense."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
@@ -85,6 +86,8 @@ class BertAttention(Module):
 
 
 class BertIntermediate(Module):
+    """The FFN's first half: activation(dense(x)), (..., H) -> (..., intermediate_size)."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.dense = Linear(config.hidden_size, config.intermediate_size, init_std=config.initializer_range)
@@ -100,7 +103,7 @@ class BertOutput(BertSelfOutput):
 
 
 class BertLayer(Module):
-    """Post-LN block: x = LN(x + attn(x)); x = LN(x + ffn(x)).
+    """Post-LN block: x = LN(x + dropout(attn(x))); x = LN(x + dropout(ffn(x))), ffn = output.dense ∘ intermediate.
 
     Packed x (T, H) with mask = its PackedTokens, or padded x (B, S, H) with mask = the (B, S) key padding mask.
     """
@@ -116,15 +119,6 @@ class BertLayer(Module):
         return self.output(self.intermediate(x), x)
 
 
-class BertEncoder(Module):
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.layer = ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
-
-    def forward(self, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
-        return apply_layers(self.layer, x, mask, output_hidden_states, output_attentions)
-
-
 class BertPooler(Module):
     """tanh(dense(hidden state of [CLS])): the [CLS] rows (B, H) -> (B, H)."""
 
@@ -136,56 +130,102 @@ class BertPooler(Module):
         return ops.tanh(self.dense(cls_hidden))
 
 
-class BertModel(PreTrainedModel):
-    """The BERT body. Call with input_ids (B, S)[, attention_mask (B, S), token_type_ids (B, S), position_ids (B, S)],
-    or a flattened batch: input_ids (1, T) with cu_seq_lens_q (or position_ids restarting at 0 per sequence).
+class BertModel(EncoderModel):
+    """The BERT body (models/encoder.py says how it is called and what it returns)."""
 
-    Returns ModelOutput(last_hidden_state (B, S, H), zeros at padding; pooler_output (B, H) if the pooler is
-    kept, one row per sequence; hidden_states if asked). With config.padding_free (the default) only real tokens
-    are computed (nn/packing.py).
-    """
-
-    model_type = "bert"
-    base_model_prefix = "bert"
+    model_type = base_model_prefix = "bert"
 
     def __init__(self, config: ModelConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         self.embeddings = BertEmbeddings(config)
-        self.encoder = BertEncoder(config)
+        self.encoder = Encoder(BertLayer(config) for _ in range(config.num_hidden_layers))
         self.pooler = BertPooler(config) if add_pooling_layer else None
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
-        hidden, packed, extras = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
-                                             output_hidden_states, output_attentions, **flattened)
-        out = body_output(hidden, packed, extras)
-        if self.pooler is not None:
-            out.pooler_output = self.pooler(hidden[:, 0] if packed is None else packed.first_tokens(hidden))
-        return out
 
-    def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-               output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
-        """(hidden, packed, extras): the real tokens' hidden states (T, H) and their PackedTokens, or on the
-        padded path (padding_free=False) hidden (B, S, H) and None; extras: hidden_states / attentions if asked."""
+# ---- task heads (models/heads.py computes their outputs and losses) ----
+NO_POOLER = {"add_pooling_layer": False}  # the pooler belongs to sequence classification only
+
+
+def classifier_dropout(config: ModelConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+class BertForSequenceClassification(SequenceClassification):
+    """pooler → dropout → classifier."""
+
+    model_type = base_model_prefix = "bert"
+    body_class = BertModel
+
+    def build_head(self) -> None:
         c = self.config
-        ids, mask, types, positions = check_inputs(input_ids, attention_mask, token_type_ids, vocab_size=c.vocab_size,
-                                                   max_positions=c.max_position_embeddings,
-                                                   type_vocab_size=c.type_vocab_size, device=self.device,
-                                                   position_ids=position_ids)
-        packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
-        if packed is None:
-            hidden = self.embeddings(ids, types, positions)
-            hidden, extras = self.encoder(hidden, mask, output_hidden_states, output_attentions)
-        else:
-            hidden = self.embeddings(packed.pack(ids), packed.pack(types), packed.position_ids)
-            hidden, extras = self.encoder(hidden, packed, output_hidden_states, output_attentions)
-        return hidden, packed, extras
+        self.dropout = Dropout(classifier_dropout(c))
+        self.classifier = Linear(c.hidden_size, c.num_labels, init_std=c.initializer_range)
 
-    def embedding_layers(self) -> list[Module]:
-        return [self.embeddings]
+    def pool(self, cls_hidden: Tensor) -> Tensor:
+        return self.bert.pooler(cls_hidden)
 
-    def encoder_layers(self) -> list[Module]:
-        return list(self.encoder.layer)
 
-    def get_input_embeddings(self) -> Embedding:
-        return self.embeddings.word_embeddings
+class BertForTokenClassification(TokenClassification):
+    model_type = base_model_prefix = "bert"
+    body_class, body_options = BertModel, NO_POOLER
+
+    def build_head(self) -> None:
+        c = self.config
+        self.dropout = Dropout(classifier_dropout(c))
+        self.classifier = Linear(c.hidden_size, c.num_labels, init_std=c.initializer_range)
+
+
+class BertForQuestionAnswering(QuestionAnswering):
+    model_type = base_model_prefix = "bert"
+    body_class, body_options = BertModel, NO_POOLER
+
+    def build_head(self) -> None:
+        self.qa_outputs = Linear(self.config.hidden_size, 2, init_std=self.config.initializer_range)
+
+
+class BertPredictionHeadTransform(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.hidden_size, init_std=config.initializer_range)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.LayerNorm(self.activation(self.dense(x)))
+
+
+class BertLMPredictionHead(Module):
+    """transform → decoder, the decoder's weight tied to the word embeddings and its bias to `bias`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.bias = Parameter(np.zeros(config.vocab_size, np.float32))
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = Linear(config.hidden_size, config.vocab_size, init_std=config.initializer_range)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.transform(x))
+
+
+class BertOnlyMLMHead(Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.predictions(x)
+
+
+class BertForMaskedLM(MaskedLM):
+    """BERT with its pretraining head `cls.predictions` (dense → GELU → LayerNorm → decoder)."""
+
+    model_type = base_model_prefix = "bert"
+    body_class, body_options = BertModel, NO_POOLER
+    tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+                    "cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+    def build_head(self) -> None:
+        self.cls = BertOnlyMLMHead(self.config)
+
+    def predict(self, hidden: Tensor) -> Tensor:
+        return self.cls(hidden)

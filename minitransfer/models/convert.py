@@ -7,10 +7,9 @@ output equals the teacher's exactly. With every layer kept, the whole student eq
 """
 from __future__ import annotations
 
-from minitransfer.models.bert import BertModel
+from minitransfer.models.bert import BertForMaskedLM, BertModel
 from minitransfer.models.config import ModelConfig
-from minitransfer.models.distilbert import DistilBertModel
-from minitransfer.models.masked_lm import BertForMaskedLM, DistilBertForMaskedLM
+from minitransfer.models.distilbert import DistilBertForMaskedLM, DistilBertModel
 
 # teacher layer name → student layer name, within one encoder layer
 LAYER_MAP = {

@@ -1,7 +1,9 @@
-"""DistilBERT (Sanh et al. 2019): BERT's encoder with half the layers, no token types and no pooler.
+"""DistilBERT (Sanh et al. 2019): BERT's blocks with half the layers, no token types and no pooler; its task heads.
 
-Attribute names follow transformers' DistilBertModel (`transformer.layer.0.attention.q_lin.weight`,
-`sa_layer_norm`, `output_layer_norm`, `ffn.lin1`).
+A block is its math: x = LN(x + attn(x)); x = LN(x + dropout(ffn(x))). attn and ffn return their output with the
+last Linear's bias still to add (nn.BiasLater), so each Add & Norm is one fused kernel (nn.add_norm). Attribute
+names follow transformers' DistilBertModel (`transformer.layer.0.attention.q_lin.weight`, `sa_layer_norm`,
+`output_layer_norm`, `ffn.lin1`).
 """
 from __future__ import annotations
 
@@ -9,20 +11,17 @@ from minitransfer import ops
 from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.models.config import ModelConfig
-from minitransfer.models.inputs import check_inputs
-from minitransfer.models.outputs import ModelOutput, body_output, flattened_bounds
-from minitransfer.models.pretrained import PreTrainedModel
-from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList
+from minitransfer.models.encoder import ACTIVATIONS, Encoder, EncoderModel
+from minitransfer.models.heads import MaskedLM, QuestionAnswering, SequenceClassification, TokenClassification
+from minitransfer.nn import Dropout, Embedding, LayerNorm, Linear, Module
 from minitransfer.nn.attention import self_attention
-from minitransfer.nn.layers import apply_layers, dense_activation, dense_dropout_residual_norm
-from minitransfer.nn.packing import pack_inputs
+from minitransfer.nn.layers import BiasLater, add_norm, dense_activation
 
-ACTIVATIONS = {"gelu": ops.gelu, "relu": ops.relu}
 LAYER_NORM_EPS = 1e-12  # fixed in transformers' DistilBERT, not a config key
 
 
 class Embeddings(Module):
-    """word + position embeddings, LayerNorm, dropout. ids (B, S) -> (B, S, dim)."""
+    """word + position embeddings, LayerNorm, dropout."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -39,6 +38,8 @@ class Embeddings(Module):
 
 
 class MultiHeadSelfAttention(Module):
+    """out_lin(the heads' merged attention output): x's shape, (T, dim) packed or (B, S, dim) padded."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         dim, std = config.dim, config.initializer_range
@@ -49,16 +50,15 @@ class MultiHeadSelfAttention(Module):
         self.out_lin = Linear(dim, dim, init_std=std)
         self.dropout_p = config.attention_dropout
 
-    def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
-        return self.out_lin(self.context(x, mask, attentions))
-
-    def context(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
-        """The heads' merged output before out_lin: x's shape, (T, dim) packed or (B, S, dim) padded."""
-        return self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, mask, self.dropout_p,
-                              self.training, attentions)
+    def forward(self, x: Tensor, mask, attentions: list | None = None) -> BiasLater:
+        heads = self_attention(x, self.q_lin, self.k_lin, self.v_lin, self.n_heads, mask, self.dropout_p,
+                               self.training, attentions)
+        return self.out_lin.bias_later(heads)
 
 
 class FFN(Module):
+    """lin2(activation(lin1(x))): (..., dim) -> (..., dim); the dropout after it is applied by the Add & Norm."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.dropout = Dropout(config.dropout)
@@ -66,16 +66,12 @@ class FFN(Module):
         self.lin2 = Linear(config.hidden_dim, config.dim, init_std=config.initializer_range)
         self.activation = ACTIVATIONS[config.activation]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.lin2(self.hidden(x)))
-
-    def hidden(self, x: Tensor) -> Tensor:
-        """activation(lin1(x)): (B, S, hidden_dim)."""
-        return dense_activation(self.lin1, x, self.activation)
+    def forward(self, x: Tensor) -> BiasLater:
+        return self.lin2.bias_later(dense_activation(self.lin1, x, self.activation))
 
 
 class TransformerBlock(Module):
-    """Post-LN block: x = LN(attn(x) + x); x = LN(ffn(x) + x).
+    """Post-LN block: x = LN(x + attn(x)); x = LN(x + dropout(ffn(x))).
 
     Packed x (T, dim) with mask = its PackedTokens, or padded x (B, S, dim) with mask = the (B, S) key padding mask.
     """
@@ -88,66 +84,75 @@ class TransformerBlock(Module):
         self.output_layer_norm = LayerNorm(config.dim, LAYER_NORM_EPS)
 
     def forward(self, x: Tensor, mask, attentions: list | None = None) -> Tensor:
-        # The same as the docstring's formula, with each Linear's bias, dropout and residual add fused into the norm.
-        x = dense_dropout_residual_norm(self.attention.out_lin, self.attention.context(x, mask, attentions), x,
-                                        self.sa_layer_norm)
-        return dense_dropout_residual_norm(self.ffn.lin2, self.ffn.hidden(x), x, self.output_layer_norm,
-                                           self.ffn.dropout)
+        x = add_norm(self.sa_layer_norm, x, self.attention(x, mask, attentions))
+        return add_norm(self.output_layer_norm, x, self.ffn(x), self.ffn.dropout)
 
 
-class Transformer(Module):
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.layer = ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+class DistilBertModel(EncoderModel):
+    """The DistilBERT body (models/encoder.py says how it is called and what it returns; it has no pooler)."""
 
-    def forward(self, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
-        return apply_layers(self.layer, x, mask, output_hidden_states, output_attentions)
-
-
-class DistilBertModel(PreTrainedModel):
-    """The DistilBERT body. Call with input_ids (B, S)[, attention_mask (B, S), position_ids (B, S)], or a
-    flattened batch: input_ids (1, T) with cu_seq_lens_q (or position_ids restarting at 0 per sequence).
-
-    Returns ModelOutput(last_hidden_state (B, S, dim), zeros at padding[, hidden_states]). With
-    config.padding_free (the default) only real tokens are computed (nn/packing.py).
-    """
-
-    model_type = "distilbert"
-    base_model_prefix = "distilbert"
+    model_type = base_model_prefix = "distilbert"
+    encoder_name, token_types = "transformer", False
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.embeddings = Embeddings(config)
-        self.transformer = Transformer(config)
+        self.transformer = Encoder(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
-        return body_output(*self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                                        output_attentions, **flattened))
 
-    def encode(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-               output_hidden_states: bool = False, output_attentions: bool = False, **flattened):
-        """(hidden, packed, extras): the real tokens' hidden states (T, dim) and their PackedTokens, or on the
-        padded path (padding_free=False) hidden (B, S, dim) and None; extras: hidden_states / attentions if asked."""
+# ---- task heads (models/heads.py computes their outputs and losses) ----
+class DistilBertForSequenceClassification(SequenceClassification):
+    """[CLS] → pre_classifier → ReLU → dropout → classifier."""
+
+    model_type = base_model_prefix = "distilbert"
+    body_class = DistilBertModel
+
+    def build_head(self) -> None:
         c = self.config
-        del token_type_ids  # our tokenizer returns them for every WordPiece vocab; DistilBERT has no token types
-        ids, mask, _, positions = check_inputs(input_ids, attention_mask, None, vocab_size=c.vocab_size,
-                                               max_positions=c.max_position_embeddings, type_vocab_size=None,
-                                               device=self.device, position_ids=position_ids)
-        packed = pack_inputs(ids, mask, positions, flattened_bounds(flattened), c.padding_free)
-        if packed is None:
-            hidden, extras = self.transformer(self.embeddings(ids, positions), mask, output_hidden_states,
-                                              output_attentions)
-        else:
-            hidden = self.embeddings(packed.pack(ids), packed.position_ids)
-            hidden, extras = self.transformer(hidden, packed, output_hidden_states, output_attentions)
-        return hidden, packed, extras
+        self.pre_classifier = Linear(c.dim, c.dim, init_std=c.initializer_range)
+        self.classifier = Linear(c.dim, c.num_labels, init_std=c.initializer_range)
+        self.dropout = Dropout(c.seq_classif_dropout)
 
-    def embedding_layers(self) -> list[Module]:
-        return [self.embeddings]
+    def pool(self, cls_hidden: Tensor) -> Tensor:
+        return ops.relu(self.pre_classifier(cls_hidden))
 
-    def encoder_layers(self) -> list[Module]:
-        return list(self.transformer.layer)
 
-    def get_input_embeddings(self) -> Embedding:
-        return self.embeddings.word_embeddings
+class DistilBertForTokenClassification(TokenClassification):
+    model_type = base_model_prefix = "distilbert"
+    body_class = DistilBertModel
+
+    def build_head(self) -> None:
+        self.dropout = Dropout(self.config.dropout)
+        self.classifier = Linear(self.config.dim, self.config.num_labels, init_std=self.config.initializer_range)
+
+
+class DistilBertForQuestionAnswering(QuestionAnswering):
+    """dropout → qa_outputs."""
+
+    model_type = base_model_prefix = "distilbert"
+    body_class = DistilBertModel
+
+    def build_head(self) -> None:
+        self.dropout = Dropout(self.config.qa_dropout)
+        self.qa_outputs = Linear(self.config.dim, 2, init_std=self.config.initializer_range)
+
+    def head_input(self, hidden: Tensor) -> Tensor:
+        return self.dropout(hidden)
+
+
+class DistilBertForMaskedLM(MaskedLM):
+    """DistilBERT with its pretraining head: vocab_transform → GELU → vocab_layer_norm → vocab_projector."""
+
+    model_type = base_model_prefix = "distilbert"
+    body_class = DistilBertModel
+    tied_weights = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+
+    def build_head(self) -> None:
+        c = self.config
+        self.vocab_transform = Linear(c.dim, c.dim, init_std=c.initializer_range)
+        self.activation = ACTIVATIONS[c.activation]
+        self.vocab_layer_norm = LayerNorm(c.dim, LAYER_NORM_EPS)
+        self.vocab_projector = Linear(c.dim, c.vocab_size, init_std=c.initializer_range)
+
+    def predict(self, hidden: Tensor) -> Tensor:
+        return self.vocab_projector(self.vocab_layer_norm(self.activation(self.vocab_transform(hidden))))

@@ -1,16 +1,12 @@
 """Layer freezing recipes for fine-tuning: full, embeddings frozen, lower N layers frozen, head only.
 
-Frozen parameters get requires_grad=False, so they get no gradient buffer, the optimizer skips them,
-and — because nothing below them needs a gradient — backward stops at the lowest trainable layer.
+Freezing is Module.requires_grad_(False): a frozen parameter gets no gradient buffer, the optimizer skips it,
+and, because nothing below it needs a gradient, backward stops at the lowest trainable layer.
 """
 from __future__ import annotations
 
 from minitransfer.errors import ConfigError
 from minitransfer.models.pretrained import PreTrainedModel
-
-
-def body_of(model: PreTrainedModel) -> PreTrainedModel:
-    return getattr(model, model.base_model_prefix) if model.is_head_model else model
 
 
 def apply_freezing(model: PreTrainedModel, freeze_embeddings: bool = False, freeze_layers: int = 0,
@@ -22,19 +18,15 @@ def apply_freezing(model: PreTrainedModel, freeze_embeddings: bool = False, free
         frozen layers would make backward run through every frozen layer, which is what freezing saves.
     head_only: the whole body (a linear probe on frozen features).
     """
-    body = body_of(model)
-    layers = body.encoder_layers()
-    if not 0 <= freeze_layers <= len(layers):
-        raise ConfigError(f"freeze_layers={freeze_layers}, but the model has {len(layers)} encoder layers")
-    modules = []
+    body = model.body
+    blocks = body.blocks()
+    if not 0 <= freeze_layers <= len(blocks):
+        raise ConfigError(f"freeze_layers={freeze_layers}, but the model has {len(blocks)} encoder layers")
     if head_only:
         modules = [body]
     else:
-        if freeze_embeddings or freeze_layers:
-            modules += body.embedding_layers()
-        modules += layers[:freeze_layers]
+        modules = ([body.embeddings] if freeze_embeddings or freeze_layers else []) + blocks[:freeze_layers]
     for module in modules:
         module.requires_grad_(False)
     ids = {id(p) for m in modules for p in m.parameters()}
-    frozen = [name for name, p in model.named_parameters() if id(p) in ids]
-    return frozen
+    return [name for name, p in model.named_parameters() if id(p) in ids]

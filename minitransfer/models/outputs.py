@@ -2,9 +2,8 @@
 (`out[0]`), as transformers' ModelOutput."""
 from __future__ import annotations
 
-from minitransfer.autograd import Tensor
-from minitransfer.backend import get_array_module, to_numpy
-from minitransfer.errors import InputError
+from minitransfer import ops
+from minitransfer.models.inputs import label_array
 
 # The fields a model may produce, in transformers' order (loss first): a field a model did not produce reads as
 # None by attribute, and positions (`out[0]`, to_tuple) count only the fields present.
@@ -41,31 +40,6 @@ class ModelOutput(dict):
         return tuple(known + [v for k, v in self.items() if k not in FIELDS])
 
 
-FLATTENED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
-
-
-def flattened_bounds(kwargs: dict):
-    """The sequence bounds of a flattened batch, from transformers' keyword names (DataCollatorWithFlattening's
-    `return_flash_attn_kwargs=True`): cu_seq_lens_q, or None. Self-attention has one set of bounds, so
-    cu_seq_lens_k must equal it; the max lengths and seq_idx follow from the bounds and are not needed."""
-    unknown = sorted(set(kwargs) - set(FLATTENED_KEYS))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {unknown}")
-    q, k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
-    if q is None:
-        q, k = k, None
-    if q is not None and k is not None:
-        if to_numpy(q).tolist() != to_numpy(k).tolist():
-            raise InputError("cu_seq_lens_k differs from cu_seq_lens_q: self-attention needs one set of bounds")
-    return q
-
-
-def label_array(labels, like):
-    """labels as an array on `like`'s device: a Tensor's data, or a list / tuple / array (as a user passes them)."""
-    data = labels.data if isinstance(labels, Tensor) else labels
-    return get_array_module(like.data).asarray(data)
-
-
 def body_output(hidden, packed, extras: dict) -> ModelOutput:
     """A body's ModelOutput in the padded layout (B, S, H), from its packed rows (T, H) when `packed` is set, with
     hidden_states and attentions when the call asked for them."""
@@ -82,4 +56,17 @@ def padded_extras(packed, extras: dict) -> dict:
         out["hidden_states"] = states if packed is None else tuple(packed.to_padded(s) for s in states)
     if "attentions" in extras:
         out["attentions"] = extras["attentions"]
+    return out
+
+
+def per_token_output(logits, packed, labels, extras: dict) -> ModelOutput:
+    """A per-token head's output (token classification, masked LM): logits (B, S, n) in the padded layout, from
+    packed rows (T, n) when `packed` is set; with labels (B, S), the mean cross-entropy over the tokens whose label
+    is not -100, as transformers computes it (on the packed path over real tokens: padding carries -100 anyway)."""
+    out = ModelOutput(logits=logits if packed is None else packed.to_padded(logits), **padded_extras(packed, extras))
+    if labels is not None:
+        labels = label_array(labels, logits)
+        if packed is not None:
+            labels = packed.pack(labels)
+        out.loss = ops.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
     return out

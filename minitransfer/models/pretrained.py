@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from minitransfer.backend import to_numpy
 from minitransfer.errors import CheckpointError, ConfigError
 from minitransfer.io.checkpoint import DEFAULT_MAX_SHARD_SIZE, load_config, load_state_dict, save_checkpoint
 from minitransfer.io.hub import drop_download_kwargs, resolve_model_path
@@ -38,6 +39,11 @@ class PreTrainedModel(Module):
         super().__init__()
         self.config = config
         self.loading_info: dict[str, list[str]] = {"missing_keys": [], "unexpected_keys": []}
+
+    @property
+    def body(self) -> PreTrainedModel:
+        """The body (BertModel, DistilBertModel): this model, or a head model's `base_model_prefix` child."""
+        return getattr(self, self.base_model_prefix) if self.is_head_model else self
 
     # ---- loading ----
     @classmethod
@@ -90,7 +96,7 @@ class PreTrainedModel(Module):
                 f"{cls.model_type!r} model: use the Auto class (e.g. AutoModel) or the {config.model_type} class"
             )
         config = config.update(config_overrides)
-        model = cls._build(config)
+        model = cls(config)
         state = load_state_dict(path)
         model.load_pretrained_state(state, source=str(path), allow_new_head=allow_new_head,
                                     ignore_mismatched_sizes=ignore_mismatched_sizes)
@@ -99,10 +105,6 @@ class PreTrainedModel(Module):
             info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
             return model, {**info, **model.loading_info}
         return model
-
-    @classmethod
-    def _build(cls, config: ModelConfig) -> PreTrainedModel:
-        return cls(config)
 
     def load_pretrained_state(self, state: dict, source: str = "checkpoint", allow_new_head=None,
                               ignore_mismatched_sizes: bool = False) -> None:
@@ -170,12 +172,6 @@ class PreTrainedModel(Module):
             owner = self.get_submodule(owner_path)
             setattr(owner, attr, getattr(self.get_submodule(src_path), src_attr))
 
-    def get_submodule(self, path: str) -> Module:
-        module: Module = self
-        for part in path.split(".") if path else []:
-            module = getattr(module, part)
-        return module
-
     # ---- saving ----
     def save_pretrained(
         self, directory: str | os.PathLike, max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
@@ -194,13 +190,7 @@ class PreTrainedModel(Module):
         state = {k: v for k, v in self.state_dict().items() if k not in self.tied_weights}
         config = self.config.to_dict()
         config["architectures"] = [type(self).__name__]
-        save_checkpoint(directory, {k: _to_host(v) for k, v in state.items()}, config, max_shard_size=max_shard_size)
-
-
-def _to_host(array):
-    from minitransfer.backend import to_numpy  # noqa: PLC0415
-
-    return to_numpy(array)
+        save_checkpoint(directory, {k: to_numpy(v) for k, v in state.items()}, config, max_shard_size=max_shard_size)
 
 
 def pretrained_config(path: Path, config: ModelConfig | dict | str | os.PathLike | None = None,

@@ -1,6 +1,8 @@
 """The four layers a transformer encoder is made of: Linear, Embedding, LayerNorm, Dropout, and the two fused
-steps that follow a Linear in every block (dense_activation, dense_dropout_residual_norm)."""
+steps that follow a Linear in every block: activation(dense(x)) and the Add & Norm, LN(x + dropout(sublayer))."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +27,10 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.linear(x, self.weight, self.bias)
+
+    def bias_later(self, x: Tensor) -> BiasLater:
+        """This layer's output with its bias not yet added: the op that follows adds it inside its own kernel."""
+        return BiasLater(ops.linear(x, self.weight), self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -79,36 +85,27 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class BiasLater(NamedTuple):
+    """A Linear's x W^T (..., out) and its bias b (out,), not yet added (Megatron-LM's skip_bias_add): the GELU or
+    the Add & Norm that follows adds b in its own pass over the activations, saving one pass each way."""
+
+    xw: Tensor
+    bias: Tensor
+
+
 def dense_activation(dense: Linear, x: Tensor, activation) -> Tensor:
     """activation(dense(x)); for GELU (ops.gelu) the bias is added inside the GELU kernel, not in a pass of its own."""
     if activation is ops.gelu and dense.bias is not None:
-        return ops.bias_gelu(ops.linear(x, dense.weight), dense.bias)
+        return ops.bias_gelu(*dense.bias_later(x))
     return activation(dense(x))
 
 
-def dense_dropout_residual_norm(dense: Linear, x: Tensor, residual: Tensor, norm: LayerNorm,
-                                dropout: Dropout | None = None) -> Tensor:
-    """norm(dropout(dense(x)) + residual) -- a post-LN block's end -- with dense's bias, the dropout and the
-    residual add fused into the LayerNorm kernel. x: (..., in); residual: (..., out)."""
+def add_norm(norm: LayerNorm, x: Tensor, sublayer: BiasLater, dropout: Dropout | None = None) -> Tensor:
+    """norm(x + dropout(sublayer)), the Transformer's "Add & Norm" that ends a post-LN sub-block, in one kernel
+    (ops.bias_dropout_residual_layer_norm): the sublayer's bias, the dropout, the residual add and the LayerNorm.
+
+    x: the sub-block's input (..., hidden); sublayer: its output, the last Linear's bias still to add.
+    """
     p, training = (dropout.p, dropout.training) if dropout is not None else (0.0, False)
-    if dense.bias is None:
-        return norm(ops.dropout(dense(x), p, training) + residual)
-    return ops.bias_dropout_residual_layer_norm(ops.linear(x, dense.weight), dense.bias, residual, norm.weight,
-                                                norm.bias, norm.eps, p, training)
-
-
-def apply_layers(layers, x: Tensor, mask, output_hidden_states: bool = False, output_attentions: bool = False):
-    """Run transformer blocks in order: (last hidden state, extras) where extras holds, when asked,
-    "hidden_states" (every block's input and output) and "attentions" (each block's probabilities).
-
-    mask: the PackedTokens of a packed x (T, H), or the key padding mask of a padded x (B, S, H)."""
-    states, attentions = [x], ([] if output_attentions else None)
-    for block in layers:
-        x = block(x, mask, attentions)
-        states.append(x)
-    extras = {}
-    if output_hidden_states:
-        extras["hidden_states"] = tuple(states)
-    if output_attentions:
-        extras["attentions"] = tuple(Tensor(a) for a in attentions)
-    return x, extras
+    return ops.bias_dropout_residual_layer_norm(sublayer.xw, sublayer.bias, x, norm.weight, norm.bias, norm.eps, p,
+                                                training)

@@ -23,16 +23,15 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class: holds Parameters, buffers and child Modules as attributes; `forward` does the work."""
+    """Base class: holds Parameters and child Modules as attributes; `forward` does the work."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
-        for store in ("_parameters", "_modules", "_buffers"):
+        for store in ("_parameters", "_modules"):
             self.__dict__[store].pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
@@ -44,22 +43,18 @@ class Module:
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name):
-        for store in ("_parameters", "_modules", "_buffers"):
+        for store in ("_parameters", "_modules"):
             d = self.__dict__.get(store)
             if d is not None and name in d:
                 return d[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __delattr__(self, name):
-        for store in ("_parameters", "_modules", "_buffers"):
+        for store in ("_parameters", "_modules"):
             if name in self.__dict__[store]:
                 del self.__dict__[store][name]
                 return
         object.__delattr__(self, name)
-
-    def register_buffer(self, name: str, array) -> None:
-        """A non-trainable array saved in state_dict (e.g. position ids)."""
-        self._buffers[name] = array
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -73,6 +68,13 @@ class Module:
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
+    def get_submodule(self, path: str) -> Module:
+        """The module at a dotted attribute path ("cls.predictions"); "" is this module."""
+        module = self
+        for part in path.split(".") if path else []:
+            module = getattr(module, part)
+        return module
+
     def children(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
@@ -80,23 +82,19 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """(name, parameter) pairs in definition order; a parameter shared by two modules appears once."""
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(name, parameter) pairs in definition order; a parameter shared by two modules (tied weights) appears
+        once, unless remove_duplicate=False."""
         seen: set[int] = set()
         for mod_name, module in self.named_modules(prefix):
             for name, p in module._parameters.items():
-                if id(p) not in seen:
+                if id(p) not in seen or not remove_duplicate:
                     seen.add(id(p))
                     yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
             yield p
-
-    def named_buffers(self) -> Iterator[tuple[str, object]]:
-        for mod_name, module in self.named_modules():
-            for name, b in module._buffers.items():
-                yield (f"{mod_name}.{name}" if mod_name else name), b
 
     # ---- modes ----
     def train(self, mode: bool = True) -> Module:
@@ -124,14 +122,11 @@ class Module:
 
     # ---- devices ----
     def to(self, device: str) -> Module:
-        """Move every parameter and buffer to 'cpu' or 'cuda', in place (shared parameters stay shared)."""
+        """Move every parameter to 'cpu' or 'cuda', in place (shared parameters stay shared)."""
         for p in self.parameters():
             p.data = backend.to_device(p.data, device)
             if p.grad is not None:
                 p.grad.data = backend.to_device(p.grad.data, device)
-        for m in self.modules():
-            for name, b in m._buffers.items():
-                m._buffers[name] = backend.to_device(b, device)
         return self
 
     @property
@@ -142,57 +137,36 @@ class Module:
 
     # ---- state ----
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """name -> array for every parameter (shared ones under each name that uses them) and buffer."""
-        state = OrderedDict()
-        for mod_name, module in self.named_modules():
-            for name, p in module._parameters.items():
-                state[f"{mod_name}.{name}" if mod_name else name] = p.data
-            for name, b in module._buffers.items():
-                state[f"{mod_name}.{name}" if mod_name else name] = b
-        return state
+        """name -> array for every parameter (shared ones under each name that uses them)."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list[str], list[str]]:
-        """Copy arrays into parameters and buffers by name; returns (missing_keys, unexpected_keys).
+        """Copy arrays into parameters by name; returns (missing_keys, unexpected_keys).
 
         strict=True raises CheckpointError naming every missing and unexpected key. A shape mismatch
         always raises, naming the tensor and both shapes.
         """
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
+        slots = dict(self.named_parameters(remove_duplicate=False))
+        missing = [k for k in slots if k not in state]
+        unexpected = [k for k in state if k not in slots]
         if strict and (missing or unexpected):
             raise CheckpointError(
                 "state dict does not match the model:"
                 + (f"\n  missing keys: {', '.join(missing)}" if missing else "")
                 + (f"\n  unexpected keys: {', '.join(unexpected)}" if unexpected else "")
             )
-        targets = self._state_targets()
         for name, array in state.items():
-            if name not in targets:
+            if name not in slots:
                 continue
-            kind, owner, attr = targets[name]
-            current = own[name]
-            if tuple(array.shape) != tuple(current.shape):
+            param = slots[name]
+            if tuple(array.shape) != tuple(param.shape):
                 raise CheckpointError(
                     f"tensor {name!r} has shape {tuple(array.shape)} in the checkpoint but the model expects "
-                    f"{tuple(current.shape)}: the checkpoint was made for a different config"
+                    f"{tuple(param.shape)}: the checkpoint was made for a different config"
                 )
-            xp = backend.get_array_module(current)
-            value = xp.asarray(array, dtype=current.dtype)
-            if kind == "param":
-                owner._parameters[attr].data = value.copy() if value is array else value
-            else:
-                owner._buffers[attr] = value
+            value = backend.get_array_module(param.data).asarray(array, dtype=param.dtype)
+            param.data = value.copy() if value is array else value
         return missing, unexpected
-
-    def _state_targets(self) -> dict[str, tuple[str, Module, str]]:
-        targets = {}
-        for mod_name, module in self.named_modules():
-            for name in module._parameters:
-                targets[f"{mod_name}.{name}" if mod_name else name] = ("param", module, name)
-            for name in module._buffers:
-                targets[f"{mod_name}.{name}" if mod_name else name] = ("buffer", module, name)
-        return targets
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForMaskedLM
-from minitransfer.models.masked_lm import MaskedLMMixin
+from minitransfer.models.heads import MaskedLM
 from minitransfer.pipelines.base import Pipeline, check_positive_int
 
 logger = logging.getLogger("minitransfer")
@@ -31,7 +31,7 @@ class FillMaskPipeline(Pipeline):
 
     task = "fill-mask"
     option_names = ("top_k", "targets", "tokenizer_kwargs")
-    auto_class, model_kind, new_head_allowed = AutoModelForMaskedLM, MaskedLMMixin, None  # None: its own clear error
+    auto_class, model_kind, new_head_allowed = AutoModelForMaskedLM, MaskedLM, None  # None: its own clear error
     needs = "a model with its masked-LM head (BertForMaskedLM, DistilBertForMaskedLM)"
 
     def __call__(self, inputs: str | list[str], batch_size: int | None = None,

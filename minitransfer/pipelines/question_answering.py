@@ -24,7 +24,7 @@ import numpy as np
 
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForQuestionAnswering
-from minitransfer.models.task_heads import QuestionAnswering
+from minitransfer.models.heads import QuestionAnswering
 from minitransfer.pipelines.base import Pipeline, check_positive_int, encoding_rows
 
 # transformers' fill value for tokens that may not be part of an answer: exp(-10000 - max) is 0 in float32.

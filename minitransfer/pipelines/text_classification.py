@@ -18,7 +18,7 @@ import numpy as np
 
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification
-from minitransfer.models.task_heads import SequenceClassification
+from minitransfer.models.heads import SequenceClassification
 from minitransfer.pipelines.base import Pipeline, check_positive_int
 
 FUNCTIONS = ("softmax", "sigmoid", "none")

@@ -20,7 +20,7 @@ from minitransfer.autograd import Tensor, no_grad
 from minitransfer.backend import get_array_module
 from minitransfer.errors import InputError
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn.wrapper import ModelWrapper
+from minitransfer.models.wrapper import ModelWrapper
 from minitransfer.tasks.batching import LABEL_PAD, SEQUENCE_KEYS, ArrayDataset, pad_collate
 
 

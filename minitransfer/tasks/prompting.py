@@ -13,7 +13,7 @@ from minitransfer.autograd import Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.errors import InputError
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn.wrapper import ModelWrapper
+from minitransfer.models.wrapper import ModelWrapper
 from minitransfer.tasks.batching import SEQUENCE_KEYS, ArrayDataset
 from minitransfer.tasks.classification_data import ClassificationDataset
 from minitransfer.tasks.mlm import token_logits_at

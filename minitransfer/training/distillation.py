@@ -21,7 +21,7 @@ from minitransfer.backend import get_array_module, to_device, to_numpy
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification
 from minitransfer.models.outputs import ModelOutput
-from minitransfer.nn.wrapper import ModelWrapper
+from minitransfer.models.wrapper import ModelWrapper
 from minitransfer.tasks.batching import SEQUENCE_KEYS, ArrayDataset
 from minitransfer.tasks.classification import encode_classification, make_compute_metrics
 from minitransfer.tasks.classification_data import read_classification_file

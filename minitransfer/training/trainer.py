@@ -42,7 +42,7 @@ from minitransfer.autograd import no_grad
 from minitransfer.distributed import GradientReducer, broadcast_parameters, check_identical, get_communicator
 from minitransfer.errors import CheckpointError, ConfigError, InputError, TrainingError
 from minitransfer.io.safetensors_io import load_safetensors
-from minitransfer.models.outputs import FLATTENED_KEYS
+from minitransfer.models.inputs import FLATTENED_KEYS
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
 from minitransfer.tasks.batching import (
     epoch_order,

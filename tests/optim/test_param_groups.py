@@ -1,6 +1,5 @@
 """Weight-decay groups on a real model: decay on matrices and embeddings, none on biases and LayerNorm."""
-from minitransfer.models import BertModel, DistilBertModel, ModelConfig
-from minitransfer.nn import freeze
+from minitransfer.models import BertModel, DistilBertModel, ModelConfig, apply_freezing
 from minitransfer.optim import AdamW, decay_parameter_names, param_groups_for_weight_decay
 
 BERT = ModelConfig("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -23,7 +22,7 @@ def test_bert_decay_names():
 
 def test_groups_cover_trainable_parameters_once_with_the_right_decay():
     model = BertModel(BERT)
-    assert freeze(model, ("embeddings",))
+    assert apply_freezing(model, freeze_embeddings=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert 0 < len(trainable) < len(list(model.parameters())), "freezing the embeddings must leave fewer"
     decay, no_decay = param_groups_for_weight_decay(model, 0.01)

@@ -1,7 +1,7 @@
 """ModelWrapper: a Module that adds a training objective around a pretrained model and saves as that model."""
 from __future__ import annotations
 
-from minitransfer.nn.module import Module
+from minitransfer.nn import Module
 
 
 class ModelWrapper(Module):
