@@ -101,7 +101,7 @@ def cross_entropy_backward(logits, targets, lse, count, g_loss, ignore_index: in
     """d loss / d logits, (N, C) of logits' dtype; g_loss: the upstream gradient, an array of one element."""
     logits = contiguous(logits)
     grad = empty(logits, logits.shape, logits.dtype)
-    _backward[min(blocks(logits.size, THREADS), 4096), THREADS](logits, targets, ignore_index, lse.reshape(1),
+    _backward[min(blocks(logits.size, THREADS), 4096), THREADS](logits, targets, ignore_index, lse,
                                                                 count.reshape(1), g_loss.reshape(1), grad)
     return grad
 

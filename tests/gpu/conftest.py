@@ -28,8 +28,9 @@ class Device:
         self.cupy = None if self.simulated else cupy
 
     def put(self, a):
+        """A copy of `a` where the kernels run (a copy under the simulator too, as a transfer would make)."""
         if self.simulated:
-            return np.ascontiguousarray(a)
+            return np.array(a, order="C")
         if self.cupy is not None:
             return self.cupy.asarray(a)
         from numba import cuda
