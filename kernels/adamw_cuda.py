@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from .arrays_cuda import THREADS
+from .arrays_cuda import THREADS, stream
 
 CHUNK = 8 * THREADS  # elements per block: 8 per thread
 
@@ -66,8 +66,8 @@ def adamw_multi_tensor(param, grad, exp_avg, exp_avg_sq, chunks, scalars, beta1:
                        grad_scale=None) -> None:
     """One AdamW step in place on the flat buffers param, exp_avg, exp_avg_sq (N,) float32 from grad (N,);
     chunks from multi_tensor_layout, scalars from adamw_scalars, both on the device."""
-    _update[chunks.shape[0], THREADS](param, grad, exp_avg, exp_avg_sq, chunks, scalars, np.float32(beta1),
-                                      np.float32(beta2), np.float32(eps), grad_scale)
+    _update[chunks.shape[0], THREADS, stream(param)](param, grad, exp_avg, exp_avg_sq, chunks, scalars,
+                                                      np.float32(beta1), np.float32(beta2), np.float32(eps), grad_scale)
 
 
 def reference_adamw(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):

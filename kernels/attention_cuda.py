@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import cuda, float32, int64
 
-from .arrays_cuda import WARPS_PER_BLOCK, blocks, contiguous, empty
+from .arrays_cuda import WARPS_PER_BLOCK, contiguous, empty, per_row
 from .attention_reference import dropout_mask, varlen_dropout_mask
 from .dropout_cuda import dropout_words, keeps, row_key
 from .reduce_cuda import warp_max, warp_sum
@@ -174,10 +174,6 @@ def _packed_backward(grad, probs, cu_seqlens, heads, scale, seed, threshold, kee
                           threshold, keep_scale)
 
 
-def _launch(rows: int):
-    return blocks(rows, WARPS_PER_BLOCK), 32 * WARPS_PER_BLOCK
-
-
 def _check_keys(seq_k: int) -> None:
     if seq_k > MAX_KEYS:
         raise ValueError(f"the fused softmax takes rows of at most {MAX_KEYS} keys; got {seq_k}")
@@ -196,7 +192,7 @@ def softmax_dropout_forward(scores, scale: float, key_padding_mask=None, dropout
     dropped = empty(scores, flat.shape, scores.dtype) if dropout_p > 0 else None
     mask = None if key_padding_mask is None else contiguous(key_padding_mask)
     rows = batch * heads * seq
-    _padded_forward[_launch(rows)](flat, mask, heads * seq, rows, seq_k, np.float32(scale),
+    _padded_forward[per_row(rows, scores)](flat, mask, heads * seq, rows, seq_k, np.float32(scale),
                                    *dropout_words(seed, dropout_p), probs, dropped)
     probs = probs.reshape(scores.shape)
     return probs, probs if dropped is None else dropped.reshape(scores.shape)
@@ -215,7 +211,7 @@ def softmax_dropout_backward(grad_dropped, probs, scale: float, key_padding_mask
     dropped = empty(probs, flat.shape, probs.dtype) if dropout_p > 0 else None
     mask = None if key_padding_mask is None else contiguous(key_padding_mask)
     rows = batch * heads * seq
-    _padded_backward[_launch(rows)](grad, flat, mask, heads * seq, rows, seq_k, np.float32(scale),
+    _padded_backward[per_row(rows, probs)](grad, flat, mask, heads * seq, rows, seq_k, np.float32(scale),
                                     *dropout_words(seed, dropout_p), grad_scores, dropped)
     return grad_scores.reshape(probs.shape), probs if dropped is None else dropped.reshape(probs.shape)
 
@@ -237,7 +233,7 @@ def varlen_softmax_dropout_forward(scores, cu_seqlens, tokens: int, heads: int, 
     """
     probs = empty(scores, scores.shape, scores.dtype)
     dropped = empty(scores, scores.shape, scores.dtype) if dropout_p > 0 else None
-    _packed_forward[_launch(tokens * heads)](scores, cu_seqlens, heads, np.float32(scale),
+    _packed_forward[per_row(tokens * heads, scores)](scores, cu_seqlens, heads, np.float32(scale),
                                              *dropout_words(seed, dropout_p), probs, dropped)
     return probs, probs if dropped is None else dropped
 
@@ -247,7 +243,7 @@ def varlen_softmax_dropout_backward(grad_dropped, probs, cu_seqlens, tokens: int
     """(grad_scores, dropped) for packed scores, as softmax_dropout_backward."""
     grad_scores = empty(probs, probs.shape, probs.dtype)
     dropped = empty(probs, probs.shape, probs.dtype) if dropout_p > 0 else None
-    _packed_backward[_launch(tokens * heads)](grad_dropped, probs, cu_seqlens, heads, np.float32(scale),
+    _packed_backward[per_row(tokens * heads, probs)](grad_dropped, probs, cu_seqlens, heads, np.float32(scale),
                                               *dropout_words(seed, dropout_p), grad_scores, dropped)
     return grad_scores, probs if dropped is None else dropped
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from .arrays_cuda import THREADS, WARPS_PER_BLOCK, blocks, contiguous, empty
+from .arrays_cuda import WARPS_PER_BLOCK, contiguous, empty, one_warp, per_element, per_row
 from .reduce_cuda import warp_max, warp_sum
 
 _NEG_INF = float32(-math.inf)
@@ -92,8 +92,8 @@ def cross_entropy_forward(logits, targets, ignore_index: int = -100):
     rows = logits.shape[0]
     losses, lse = empty(logits, (rows,), np.float32), empty(logits, (rows,), np.float32)
     loss, count = empty(logits, (1,), np.float32), empty(logits, (1,), np.float32)
-    _row_losses[blocks(rows, WARPS_PER_BLOCK), 32 * WARPS_PER_BLOCK](logits, targets, ignore_index, losses, lse)
-    _mean[1, 32](losses, targets, ignore_index, loss, count)
+    _row_losses[per_row(rows, logits)](logits, targets, ignore_index, losses, lse)
+    _mean[one_warp(logits)](losses, targets, ignore_index, loss, count)
     return loss.reshape(()), lse, count.reshape(())
 
 
@@ -101,7 +101,7 @@ def cross_entropy_backward(logits, targets, lse, count, g_loss, ignore_index: in
     """d loss / d logits, (N, C) of logits' dtype; g_loss: the upstream gradient, an array of one element."""
     logits = contiguous(logits)
     grad = empty(logits, logits.shape, logits.dtype)
-    _backward[min(blocks(logits.size, THREADS), 4096), THREADS](logits, targets, ignore_index, lse,
+    _backward[per_element(logits.size, logits)](logits, targets, ignore_index, lse,
                                                                 count.reshape(1), g_loss.reshape(1), grad)
     return grad
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from .arrays_cuda import THREADS, blocks, contiguous, empty
+from .arrays_cuda import contiguous, empty, per_column, per_element
 from .reduce_cuda import ROWS_PER_CHUNK, chunks_of, column_sums
 
 _SQRT1_2 = float32(1.0 / math.sqrt(2.0))
@@ -64,7 +64,7 @@ def bias_gelu_forward(y, bias):
     """gelu(y + bias); y: (..., n) float32/float16, bias: (n,). Returns an array of y's shape and dtype."""
     y2 = contiguous(y).reshape(-1, y.shape[-1])
     out = empty(y, y2.shape, y.dtype)
-    _forward[min(blocks(y2.size, THREADS), 4096), THREADS](y2, bias, out)
+    _forward[per_element(y2.size, y)](y2, bias, out)
     return out.reshape(y.shape)
 
 
@@ -75,6 +75,6 @@ def bias_gelu_backward(y, bias, gy):
     rows, n = y2.shape
     g_y = empty(y, y2.shape, y.dtype)
     partials = empty(y, (chunks_of(rows), n), np.float32)
-    _backward[(blocks(n, THREADS), partials.shape[0]), THREADS](y2, bias, contiguous(gy).reshape(rows, n), g_y,
+    _backward[per_column(n, partials.shape[0], y)](y2, bias, contiguous(gy).reshape(rows, n), g_y,
                                                                 partials)
     return g_y.reshape(y.shape), column_sums(partials, bias.dtype)

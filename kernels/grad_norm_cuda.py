@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from .arrays_cuda import THREADS, blocks, empty
+from .arrays_cuda import THREADS, empty, one_warp, per_element
 from .reduce_cuda import warp_sum
 
 MAX_BLOCKS = 1024  # enough to fill a GPU; more blocks would only lengthen the final sum
@@ -51,11 +51,11 @@ def _finish(partials, max_norm, norm, clip_coef):
 def grad_norm(grads, max_norm: float = math.inf):
     """(norm, clip_coef) of a flat gradient buffer (N,): float64 and float32 arrays of shape (1,), on the device.
     max_norm: the clipping threshold (inf: clip_coef is 1 unless the norm is nan)."""
-    grid = min(blocks(grads.shape[0], THREADS), MAX_BLOCKS)
-    partials = empty(grads, (grid * THREADS // 32,), np.float32)
+    launch = per_element(grads.shape[0], grads, MAX_BLOCKS)
+    partials = empty(grads, (launch[0] * THREADS // 32,), np.float32)  # one per warp
     norm, clip_coef = empty(grads, (1,), np.float64), empty(grads, (1,), np.float32)
-    _partial_squares[grid, THREADS](grads, partials)
-    _finish[1, 32](partials, np.float64(max_norm), norm, clip_coef)
+    _partial_squares[launch](grads, partials)
+    _finish[one_warp(grads)](partials, np.float64(max_norm), norm, clip_coef)
     return norm, clip_coef
 
 

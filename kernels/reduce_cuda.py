@@ -21,7 +21,7 @@ import threading
 
 from numba import config, cuda, float32
 
-from .arrays_cuda import THREADS, blocks, empty
+from .arrays_cuda import blocks, empty, per_column
 
 ROWS_PER_CHUNK = 32  # rows summed by one thread into one partial row (float32 sums stay short)
 
@@ -91,5 +91,5 @@ def chunks_of(rows: int) -> int:
 def column_sums(partials, dtype=None):
     """(chunks, n) -> (n,): the sum over the chunks, accumulated in float32, stored in `dtype` (partials')."""
     out = empty(partials, (partials.shape[1],), dtype or partials.dtype)
-    _column_sums[blocks(partials.shape[1], THREADS), THREADS](partials, out)
+    _column_sums[per_column(partials.shape[1], 1, partials)](partials, out)
     return out

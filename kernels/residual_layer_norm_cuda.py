@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from .arrays_cuda import THREADS, WARPS_PER_BLOCK, blocks, contiguous, empty
+from .arrays_cuda import WARPS_PER_BLOCK, contiguous, empty, per_column, per_row
 from .dropout_cuda import dropout_words, keeps, reference_keep_mask, row_key
 from .layer_norm_cpu import layer_norm_reference_backward, layer_norm_reference_forward
 from .reduce_cuda import ROWS_PER_CHUNK, chunks_of, column_sums, warp_sum
@@ -131,7 +131,7 @@ def _normalize(y, bias, residual, weight, ln_bias, eps, p, seed, fused):
     out = empty(y, y2.shape, y.dtype)
     s = empty(y, y2.shape, y.dtype) if fused else None
     mean, rstd = empty(y, (rows,), np.float32), empty(y, (rows,), np.float32)
-    _forward[blocks(rows, WARPS_PER_BLOCK), 32 * WARPS_PER_BLOCK](
+    _forward[per_row(rows, y)](
         y2, bias, None if residual is None else _rows(residual), weight, ln_bias, np.float32(eps),
         *dropout_words(seed, p), p > 0, s, out, mean, rstd)
     return out.reshape(y.shape), (s.reshape(y.shape) if fused else None), mean, rstd
@@ -145,11 +145,10 @@ def _gradients(g, x, weight, mean, rstd, p, seed, fused):
     g_x = empty(x, x2.shape, x.dtype)
     g_dropped = empty(x, x2.shape, x.dtype) if p > 0 else None
     seed_word, threshold, keep_scale = dropout_words(seed, p)
-    _backward_rows[blocks(rows, WARPS_PER_BLOCK), 32 * WARPS_PER_BLOCK](g2, x2, weight, mean, rstd, seed_word,
-                                                                        threshold, keep_scale, g_x, g_dropped)
+    _backward_rows[per_row(rows, x)](g2, x2, weight, mean, rstd, seed_word, threshold, keep_scale, g_x, g_dropped)
     g_input = (g_x if g_dropped is None else g_dropped) if fused else None
     partials = empty(x, (chunks_of(rows), (3 if fused else 2) * n), np.float32)
-    _backward_columns[(blocks(n, THREADS), partials.shape[0]), THREADS](g2, x2, mean, rstd, g_input, partials)
+    _backward_columns[per_column(n, partials.shape[0], x)](g2, x2, mean, rstd, g_input, partials)
     return g_x, g_dropped, column_sums(partials, weight.dtype).reshape(-1, n)
 
 

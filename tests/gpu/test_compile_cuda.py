@@ -76,8 +76,8 @@ def compile_all() -> None:
 def test_every_kernel_compiles_to_ptx():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-    probe = subprocess.run([sys.executable, "-c", "from numba import cuda; cuda.compile_ptx(lambda: 0, (), cc=(9, 0))"],
-                           env=env, capture_output=True, text=True)
+    probe_code = "from numba import cuda; cuda.compile_ptx(lambda: None, (), cc=(9, 0))"
+    probe = subprocess.run([sys.executable, "-c", probe_code], env=env, capture_output=True, text=True)
     if probe.returncode != 0:
         why = next((line for line in reversed(probe.stderr.splitlines()) if line.strip()), "")
         pytest.skip(f"numba cannot compile PTX here (it needs NVVM and NVRTC from a CUDA toolkit): {why}")
