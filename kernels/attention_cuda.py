@@ -193,7 +193,7 @@ def softmax_dropout_forward(scores, scale: float, key_padding_mask=None, dropout
     mask = None if key_padding_mask is None else contiguous(key_padding_mask)
     rows = batch * heads * seq
     _padded_forward[per_row(rows, scores)](flat, mask, heads * seq, rows, seq_k, np.float32(scale),
-                                   *dropout_words(seed, dropout_p), probs, dropped)
+                                           *dropout_words(seed, dropout_p), probs, dropped)
     probs = probs.reshape(scores.shape)
     return probs, probs if dropped is None else dropped.reshape(scores.shape)
 
@@ -212,7 +212,7 @@ def softmax_dropout_backward(grad_dropped, probs, scale: float, key_padding_mask
     mask = None if key_padding_mask is None else contiguous(key_padding_mask)
     rows = batch * heads * seq
     _padded_backward[per_row(rows, probs)](grad, flat, mask, heads * seq, rows, seq_k, np.float32(scale),
-                                    *dropout_words(seed, dropout_p), grad_scores, dropped)
+                                           *dropout_words(seed, dropout_p), grad_scores, dropped)
     return grad_scores.reshape(probs.shape), probs if dropped is None else dropped.reshape(probs.shape)
 
 
@@ -229,12 +229,13 @@ def varlen_softmax_dropout_forward(scores, cu_seqlens, tokens: int, heads: int, 
 
     cu_seqlens: (n_seqs + 1,) int offsets on the device (or NumPy under the simulator), ending at `tokens` (passed
     on its own so the launcher never reads device memory back). No padding mask: each sequence attends to itself.
-    dropped is probs itself when dropout_p is 0.
+    Sequences of at most 512 tokens (the caller checks: the lengths are on the device here). dropped is probs itself
+    when dropout_p is 0.
     """
     probs = empty(scores, scores.shape, scores.dtype)
     dropped = empty(scores, scores.shape, scores.dtype) if dropout_p > 0 else None
     _packed_forward[per_row(tokens * heads, scores)](scores, cu_seqlens, heads, np.float32(scale),
-                                             *dropout_words(seed, dropout_p), probs, dropped)
+                                                     *dropout_words(seed, dropout_p), probs, dropped)
     return probs, probs if dropped is None else dropped
 
 
@@ -244,7 +245,7 @@ def varlen_softmax_dropout_backward(grad_dropped, probs, cu_seqlens, tokens: int
     grad_scores = empty(probs, probs.shape, probs.dtype)
     dropped = empty(probs, probs.shape, probs.dtype) if dropout_p > 0 else None
     _packed_backward[per_row(tokens * heads, probs)](grad_dropped, probs, cu_seqlens, heads, np.float32(scale),
-                                              *dropout_words(seed, dropout_p), grad_scores, dropped)
+                                                     *dropout_words(seed, dropout_p), grad_scores, dropped)
     return grad_scores, probs if dropped is None else dropped
 
 

@@ -101,8 +101,8 @@ def cross_entropy_backward(logits, targets, lse, count, g_loss, ignore_index: in
     """d loss / d logits, (N, C) of logits' dtype; g_loss: the upstream gradient, an array of one element."""
     logits = contiguous(logits)
     grad = empty(logits, logits.shape, logits.dtype)
-    _backward[per_element(logits.size, logits)](logits, targets, ignore_index, lse,
-                                                                count.reshape(1), g_loss.reshape(1), grad)
+    _backward[per_element(logits.size, logits)](logits, targets, ignore_index, lse, count.reshape(1),
+                                                g_loss.reshape(1), grad)
     return grad
 
 

@@ -75,6 +75,5 @@ def bias_gelu_backward(y, bias, gy):
     rows, n = y2.shape
     g_y = empty(y, y2.shape, y.dtype)
     partials = empty(y, (chunks_of(rows), n), np.float32)
-    _backward[per_column(n, partials.shape[0], y)](y2, bias, contiguous(gy).reshape(rows, n), g_y,
-                                                                partials)
+    _backward[per_column(n, partials.shape[0], y)](y2, bias, contiguous(gy).reshape(rows, n), g_y, partials)
     return g_y.reshape(y.shape), column_sums(partials, bias.dtype)

@@ -34,7 +34,7 @@ def test_one_launch_updates_every_tensor_as_the_reference(device):
         ref = kernel.reference_adamw(param[part], 0.5 * grad[part], exp_avg[part], exp_avg_sq[part], steps[t],
                                      lrs[t], *BETAS, 1e-8, wds[t])
         for ours, expected in zip((new_param, new_m, new_v), ref):
-            np.testing.assert_allclose(ours[part], expected, rtol=1e-5, atol=1e-7, err_msg=f"tensor {t}")
+            np.testing.assert_allclose(ours[part], expected, rtol=2e-6, atol=1e-7, err_msg=f"tensor {t}")
 
 
 def test_the_layout_cuts_each_tensor_into_chunks_of_its_own():

@@ -55,8 +55,8 @@ def signatures():
         (ce._backward, (m16, vi8, i8, v32, v32, v32, m16)),
         (grad_norm_cuda._partial_squares, (v16, v32)),
         (grad_norm_cuda._finish, (v32, t.float64, v64, v32)),
-        (adamw_cuda._update, (v32, v16, v32, v32, mi8, m32, f, f, f, v32)),
-        (adamw_cuda._update, (v32, v32, v32, v32, mi8, m32, f, f, f, t.none)),
+        (adamw_cuda._update, (v32, v16, v32, v32, mi8, m32, f, f, f, f, v32)),
+        (adamw_cuda._update, (v32, v32, v32, v32, mi8, m32, f, f, f, f, t.none)),
     ]
 
 
