@@ -24,8 +24,8 @@ sequence into views of it and the kernel covers them all in one launch.
 
 Inputs float32 or float16 (computed in fp32; probs and dropped stored in the scores' dtype). Per element:
 forward reads 2-4 bytes and writes 2-4 (probs) + 2-4 (dropped, when p > 0), ~6 FLOPs and one exp; backward reads
-two and writes two. (32, 12, 384, 384) in fp16 is 57 M elements: ~340 MB each way, ~0.1 ms at 3-4 TB/s, against
-14.5 GFLOP of GEMMs. Debugging: NUMBA_ENABLE_CUDASIM=1 runs the kernels as Python threads on the CPU.
+two and writes two. (32, 12, 384, 384) in fp16 is 57 M elements: ~340 MB forward and ~450 MB back, ~0.1 ms each
+at 3-4 TB/s, against 14.5 GFLOP of GEMMs. Debugging: NUMBA_ENABLE_CUDASIM=1 runs the kernels as Python threads.
 """
 from __future__ import annotations
 
