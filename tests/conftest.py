@@ -1,5 +1,14 @@
 """Fixtures shared across the tests: the real MiniLM checkpoint and a few real sentences."""
-import pytest
+import os
+import shutil
+
+# Without an NVIDIA GPU, the CUDA kernels (kernels/*_cuda.py, tests/gpu) run in numba's CUDA simulator, as Python
+# on the CPU. numba reads NUMBA_ENABLE_CUDASIM once, when first imported, so it is set here, before any test
+# imports numba. Where a GPU is present it stays unset, and the same tests run on the GPU.
+if shutil.which("nvidia-smi") is None and not os.path.exists("/dev/nvidia0"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import pytest  # noqa: E402
 
 SENTENCES = [
     "it 's a charming and often affecting journey .",
