@@ -6,7 +6,8 @@ finds its attention and fused kernels wherever it is installed.
 from setuptools import find_packages, setup
 
 MPI_EXTRAS = ["mpi4py==4.1.2", "mpich==5.0.2"]  # mpich's wheel brings libmpi and an mpiexec into the venv's bin/
-TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0", "matplotlib"] + MPI_EXTRAS
+CUDA_KERNELS = ["numba-cuda==0.30.4"]  # kernels/*_cuda.py; without a GPU the tests run them in its CUDA simulator
+TEST_EXTRAS = ["pytest>=8", "torch==2.13.0", "transformers==5.23.0", "matplotlib"] + MPI_EXTRAS + CUDA_KERNELS
 
 setup(
     name="minitransfer",
@@ -20,8 +21,8 @@ setup(
     package_data={"minitransfer": ["data/*", "data/*/*"]},
     install_requires=["numpy>=1.24", "tokenizers>=0.15", "numba>=0.59", "safetensors>=0.4", "tqdm>=4.60"],
     extras_require={
-        "gpu": ["cupy-cuda12x"],
-        "gpu13": ["cupy-cuda13x"],
+        "gpu": ["cupy-cuda12x"] + CUDA_KERNELS,
+        "gpu13": ["cupy-cuda13x"] + CUDA_KERNELS,
         "mpi": MPI_EXTRAS,  # data parallelism: mpiexec -n N minitransfer train ...
         "test": TEST_EXTRAS,
         "bench": TEST_EXTRAS + ["accelerate==1.15.0"],  # transformers' Trainer (benchmarks/train_sst2_transformers.py)
