@@ -15,7 +15,8 @@ from tokenizers import Tokenizer
 
 from minitransfer.errors import InputError
 from minitransfer.io.hub import pop_hub_kwargs, resolve_model_path
-from minitransfer.tokenization.encoding import VERY_LARGE_INTEGER, BatchEncoder, check_padding_side
+from minitransfer.tokenization.encoding import VERY_LARGE_INTEGER, BatchEncoder
+from minitransfer.tokenization.inputs import check_padding_side, check_text
 from minitransfer.tokenization.loading import (
     OPTIONS,
     SPECIAL_TOKENS,
@@ -143,14 +144,14 @@ class BertTokenizer(BatchEncoder):
     # ---- text <-> ids (the batched, padded, truncated calls are BatchEncoder's)
     def tokenize(self, text: str) -> list[str]:
         """The WordPiece tokens of `text`, without [CLS]/[SEP]."""
-        _check_text(text, "text")
+        check_text(text, "text")
         return list(self._tok.encode(text, add_special_tokens=False).tokens)
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
         """The ids of one text (or pair), no truncation, no padding."""
-        _check_text(text, "text")
+        check_text(text, "text")
         if text_pair is not None:
-            _check_text(text_pair, "text_pair")
+            check_text(text_pair, "text_pair")
         with self._lock:
             self._tok.no_truncation()
             self._tok.no_padding()
@@ -186,8 +187,3 @@ class AutoTokenizer:
     def from_pretrained(name_or_path: str | os.PathLike, **kwargs: Any) -> BertTokenizer:
         """See BertTokenizer.from_pretrained."""
         return BertTokenizer.from_pretrained(name_or_path, **kwargs)
-
-
-def _check_text(value: Any, what: str) -> None:
-    if not isinstance(value, str):
-        raise InputError(f"{what} must be a str, got {type(value).__name__}")
