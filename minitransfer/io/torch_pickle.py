@@ -379,14 +379,13 @@ def load_torch_bin(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} " + ("is not a file" if path.exists() else "does not exist"))
-    file_size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
     try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            if head[:1] == b"\x80":  # a pickle's PROTO opcode: the legacy container, read whole (all of it is used)
-                return _load_legacy(path, head + f.read())
+        if head[:1] == b"\x80":  # a pickle's PROTO opcode: the legacy container, read whole (all of it is used)
+            return _load_legacy(path, path.read_bytes())
         if head.startswith(b"PK"):
-            return _load_zip(path, file_size)
+            return _load_zip(path, path.stat().st_size)
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it is neither a torch.save zip archive nor a "
                               "pickle); pass a pytorch_model.bin or model.safetensors.")
     except CheckpointError:
