@@ -18,17 +18,12 @@ from minitransfer.errors import CheckpointError
 from minitransfer.io.safetensors_io import load_safetensors, save_safetensors
 from minitransfer.io.torch_pickle import load_torch_bin
 
-__all__ = ["find_weights_file", "load_config", "load_state_dict", "parse_size", "save_checkpoint"]
+__all__ = ["find_weights_file", "load_config", "load_state_dict", "parse_size", "read_json", "save_checkpoint"]
 
 CONFIG_NAME = "config.json"
-# Preference order, as in transformers: safetensors before pickles, a single file before shards.
-WEIGHTS_NAMES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME = "model.safetensors", "model.safetensors.index.json"
+# Preference order, as in transformers: safetensors before pickles, a single file before shards.
+WEIGHTS_NAMES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, "pytorch_model.bin", "pytorch_model.bin.index.json")
 _SHARD_NAME = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 # As huggingface_hub reads them: KB/MB/GB/TB are powers of 1000; KiB/MiB/GiB/TiB powers of 1024.
@@ -39,14 +34,11 @@ _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
 def _model_dir(model_dir: str | os.PathLike) -> Path:
     path = Path(model_dir)
     if not path.exists():
-        raise CheckpointError(
-            f"model directory {path} does not exist: pass a folder holding config.json and model.safetensors "
-            "(or pytorch_model.bin), e.g. one written by save_pretrained"
-        )
+        raise CheckpointError(f"model directory {path} does not exist: pass a folder holding config.json and "
+                              "model.safetensors (or pytorch_model.bin), e.g. one written by save_pretrained")
     if not path.is_dir():
-        raise CheckpointError(
-            f"{path} is a file, not a model directory: pass the folder that holds config.json and the weights"
-        )
+        raise CheckpointError(f"{path} is a file, not a model directory: pass the folder that holds config.json and "
+                              "the weights")
     return path
 
 
@@ -66,13 +58,14 @@ def _broken_link(path: Path) -> str:
     return ""
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path`` (a config.json, tokenizer_config.json, shard index: ``what``), or a
+    CheckpointError that says where the file is broken."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise CheckpointError(
-            f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix or re-download the {what}"
-        ) from None
+        raise CheckpointError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); fix or "
+                              f"re-download the {what}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"cannot read {path}: {e}") from None
     if not isinstance(value, dict):
@@ -91,7 +84,7 @@ def load_config(model_dir: str | os.PathLike) -> dict:
     if not config_path.is_file():
         raise CheckpointError(f"{path} has no {CONFIG_NAME} ({_listing(path)}); is it a model directory?"
                               + _broken_link(config_path))
-    return _read_json(config_path, "model config")
+    return read_json(config_path, "model config")
 
 
 def find_weights_file(model_dir: str | os.PathLike) -> Path:
@@ -107,11 +100,9 @@ def find_weights_file(model_dir: str | os.PathLike) -> Path:
     for name in WEIGHTS_NAMES:
         if (path / name).is_file():
             return path / name
-    raise CheckpointError(
-        f"{path} has no weights file ({_listing(path)}); expected one of {', '.join(WEIGHTS_NAMES)}. "
-        "Save the model with save_pretrained or download its weights."
-        + "".join(_broken_link(path / name) for name in WEIGHTS_NAMES)
-    )
+    raise CheckpointError(f"{path} has no weights file ({_listing(path)}); expected one of {', '.join(WEIGHTS_NAMES)}. "
+                          "Save the model with save_pretrained or download its weights."
+                          + "".join(_broken_link(path / name) for name in WEIGHTS_NAMES))
 
 
 def _load_file(path: Path) -> dict[str, np.ndarray]:
@@ -120,7 +111,7 @@ def _load_file(path: Path) -> dict[str, np.ndarray]:
 
 def _load_sharded(index_path: Path) -> dict[str, np.ndarray]:
     """Load every shard an ``*.index.json`` names, keeping the tensors its ``weight_map`` assigns to each."""
-    index = _read_json(index_path, "shard index")
+    index = read_json(index_path, "shard index")
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index_path} has no valid weight_map (a JSON object of tensor name -> shard file)")
@@ -134,24 +125,15 @@ def _load_sharded(index_path: Path) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{index_path} names shard {shard!r}, which is not a plain file name")
         shard_path = index_path.parent / shard
         if not shard_path.is_file():
-            raise CheckpointError(
-                f"{index_path} lists shard {shard}, which is missing from {index_path.parent}; download it"
-                + _broken_link(shard_path)
-            )
+            raise CheckpointError(f"{index_path} lists shard {shard}, which is missing from {index_path.parent}; "
+                                  "download it" + _broken_link(shard_path))
         tensors = _load_file(shard_path)
         missing = [n for n in names if n not in tensors]
         if missing:
-            raise CheckpointError(
-                f"{shard_path} lacks {len(missing)} tensor(s) its index assigns to it, e.g. {missing[0]!r}; "
-                "the shards and the index do not match: download them again"
-            )
+            raise CheckpointError(f"{shard_path} lacks {len(missing)} tensor(s) its index assigns to it, e.g. "
+                                  f"{missing[0]!r}; the shards and the index do not match: download them again")
         state.update((n, tensors[n]) for n in names)
     return state
-
-
-def _to_float32(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    # float32 parameters everywhere (fp16/bf16 checkpoints are upcast); int/bool buffers stay as they are.
-    return {k: v.astype(np.float32) if v.dtype.kind == "f" and v.dtype != np.float32 else v for k, v in state.items()}
 
 
 def load_state_dict(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -165,7 +147,8 @@ def load_state_dict(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     weights = find_weights_file(model_dir)
     state = _load_sharded(weights) if weights.name.endswith(".index.json") else _load_file(weights)
-    return _to_float32(state)
+    # float32 parameters everywhere (fp16/bf16 checkpoints are upcast); int/bool buffers stay as they are.
+    return {k: v.astype(np.float32) if v.dtype.kind == "f" and v.dtype != np.float32 else v for k, v in state.items()}
 
 
 def parse_size(size: int | str) -> int:
@@ -184,19 +167,15 @@ def parse_size(size: int | str) -> int:
         if match and match.group(2).upper() in _SIZE_UNITS:
             value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
     if value is None or value <= 0:
-        raise CheckpointError(
-            f"max_shard_size={size!r} is not a size: pass a number of bytes or a string such as "
-            "'200MB', '2GB', '500KB' (or '1GiB')"
-        )
+        raise CheckpointError(f"max_shard_size={size!r} is not a size: pass a number of bytes or a string such as "
+                              "'200MB', '2GB', '500KB' (or '1GiB')")
     return value
 
 
 def _split_into_shards(state: dict, max_bytes: int) -> list[dict]:
     """Consecutive groups of tensors, in order, each under max_bytes where it can be (as huggingface_hub splits):
     a new shard starts when the next tensor would push the current one over; a bigger tensor is a shard alone."""
-    shards: list[dict] = []
-    current: dict = {}
-    current_bytes = 0
+    shards, current, current_bytes = [], {}, 0
     for name, array in state.items():
         nbytes = array.nbytes
         if nbytes > max_bytes:
@@ -262,10 +241,8 @@ def save_checkpoint(
         files = [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)]
         for file, shard in zip(files, shards):
             save_safetensors(shard, path / file, metadata={"format": "pt"})
-        index = {
-            "metadata": {"total_size": sum(int(a.nbytes) for a in state.values())},
-            "weight_map": {name: file for file, shard in zip(files, shards) for name in shard},
-        }
+        index = {"metadata": {"total_size": sum(int(a.nbytes) for a in state.values())},
+                 "weight_map": {name: file for file, shard in zip(files, shards) for name in shard}}
         _write_text(path / SAFE_WEIGHTS_INDEX_NAME, json.dumps(index, indent=2, sort_keys=True) + "\n")
         written = {SAFE_WEIGHTS_INDEX_NAME, *files}
     for old in path.iterdir():  # a stale model.safetensors would win over new shards (and old shards waste disk)

