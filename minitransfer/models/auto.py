@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from minitransfer.errors import ConfigError
-from minitransfer.io.hub import drop_download_kwargs, resolve_model_path
+from minitransfer.io.hub import pop_hub_kwargs, resolve_model_path
 from minitransfer.models.bert import (
     BertForMaskedLM,
     BertForQuestionAnswering,
@@ -40,7 +40,7 @@ class _AutoBase:
         Takes the keywords of PreTrainedModel.from_pretrained (cache_dir, revision, config, dtype,
         ignore_mismatched_sizes, ..., and config overrides).
         """
-        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "local_files_only") if k in kwargs}
+        hub = pop_hub_kwargs(dict(kwargs))  # a copy: every keyword goes on to the model class
         path = resolve_model_path(name_or_path, **hub)
         hub.pop("local_files_only", None)
         model_type = pretrained_config(path, kwargs.get("config"), **hub).model_type
@@ -74,17 +74,9 @@ class AutoModelForQuestionAnswering(_AutoBase):
 
 class AutoConfig:
     @staticmethod
-    def from_pretrained(
-        name_or_path: str | os.PathLike,
-        *,
-        cache_dir: str | os.PathLike | None = None,
-        revision: str | None = None,
-        local_files_only: bool = True,
-        **overrides,
-    ) -> ModelConfig:
-        """The config.json of a model folder, alias or cached hub id (resolved as in from_pretrained), with
-        `overrides` applied; token, proxies, trust_remote_code etc. are accepted and have nothing to do."""
-        path = resolve_model_path(name_or_path, cache_dir=cache_dir, revision=revision,
-                                  local_files_only=local_files_only)
-        drop_download_kwargs(overrides)
+    def from_pretrained(name_or_path: str | os.PathLike, **overrides) -> ModelConfig:
+        """The config.json of a model folder, alias or cached hub id (resolved as in from_pretrained, with its
+        cache_dir / revision / local_files_only), with the other keywords applied as overrides; token, proxies,
+        trust_remote_code etc. are accepted and have nothing to do."""
+        path = resolve_model_path(name_or_path, **pop_hub_kwargs(overrides))
         return pretrained_config(path).update(overrides)
