@@ -32,7 +32,7 @@ from numba import prange, types
 from numba.core.dispatcher import Dispatcher
 
 from .dropout_rng import keep_threshold, row_key_halves
-from .gemm_cpu import JIT, TILE_ROWS, gemm, round_up
+from .gemm_cpu import JIT, TILE_ROWS, gemm, padded_widths, round_up
 from .numba_cache import tolerate_cache_failures
 from .simd_cpu import (
     VECTOR_BYTES,
@@ -119,13 +119,6 @@ def _gather_keys(x, b, h, keys, n, width, ld, panels):
 
 
 @numba.njit(**JIT)
-def row_stride(width, tile):
-    """Row length for (rows, width) buffers: an odd number of cache lines (a tile is one line), so walking
-    down a column touches every L1 set instead of a few (a 384-wide row of float32 is 24 lines)."""
-    return width + tile if (width // tile) % 2 == 0 else width
-
-
-@numba.njit(**JIT)
 def _load_rows(x, b, h, start, count, zero, dst):
     """dst[:count, :dims] = x[b, h, start:start + count] (zeros if `zero`), and zero dst's other rows."""
     dst[:] = 0
@@ -186,6 +179,14 @@ def backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, l
 
 
 @numba.njit(**JIT)
+def forward_buffers(like, block_rows, ld, dims_p):
+    """One task's forward scratch in like's dtype: a block's q rows, scores and P V rows, and row sums (float64)."""
+    t = like.dtype
+    return (np.empty((block_rows, dims_p), t), np.empty((block_rows, ld), t), np.empty((block_rows, dims_p), t),
+            np.empty(block_rows))
+
+
+@numba.njit(**JIT)
 def backward_buffers(like, block_rows, width, ld, dims_p, dropout):
     """One task's backward scratch in like's dtype: dK, dV accumulators (width, dims_p), a block's q, dO, dQ rows
     (block_rows, dims_p) and P, P_drop, dS rows (block_rows, ld; P_drop is P without dropout), D_i (float64)."""
@@ -201,15 +202,10 @@ def backward_buffers(like, block_rows, width, ld, dims_p, dropout):
 def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, threshold, keep_scale, dropout,
                   block_rows, out, lse):
     seq, dims = q.shape[2], q.shape[3]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = round_up(n, tile), round_up(dims, tile)
-    ld = row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     kf = _gather_keys(k, b, h, keys, n, width, ld, False)  # k^T: the scores stream its rows
     vf = _gather_keys(v, b, h, keys, n, width, ld, True)  # v in column panels for P V
-    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
-    sb = np.empty((block_rows, ld), dtype=q.dtype)
-    ob = np.empty((block_rows, dims_p), dtype=q.dtype)
-    norms = np.empty(block_rows, dtype=np.float64)
+    qb, sb, ob, norms = forward_buffers(q, block_rows, ld, dims_p)
     qf, sf, of = qb.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, seq, block_rows):
         rows = min(block_rows, seq - start)
@@ -228,9 +224,7 @@ def _forward_head(q, k, v, b, h, keys, n, zero_q, scale, key_lo, key_hi, thresho
 def _backward_head(q, k, v, out, dout, lse, b, h, keys, n, zero_q, scale, key_lo, key_hi, threshold, keep_scale,
                    dropout, block_rows, dq, dk, dv):
     seq, dims = q.shape[2], q.shape[3]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = round_up(n, tile), round_up(dims, tile)
-    ld = row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     ktf = _gather_keys(k, b, h, keys, n, width, ld, False)  # k^T for the scores
     kpf = _gather_keys(k, b, h, keys, n, width, ld, True)  # k in column panels for dQ = dS k
     vtf = _gather_keys(v, b, h, keys, n, width, ld, False)  # v^T for dP = dO v^T

@@ -42,10 +42,10 @@ from .attention_cpu import (
     compiled,
     dropout_keys,
     forward_block,
+    forward_buffers,
     one_head_per_chunk,
-    row_stride,
 )
-from .gemm_cpu import JIT, round_up
+from .gemm_cpu import JIT, padded_widths, round_up
 from .numba_cache import tolerate_cache_failures
 from .simd_cpu import VECTOR_BYTES, lanes_of
 
@@ -85,15 +85,10 @@ def _load_sequence_rows(x, h, first, count, dst):
 def _forward_sequence(q, k, v, h, first, n, columns, scale, key_lo, key_hi, threshold, keep_scale, dropout,
                       block_rows, out, lse):
     dims = q.shape[2]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = round_up(n, tile), round_up(dims, tile)
-    ld = row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     kf = _gather_sequence(k, h, first, n, width, ld, False)  # k^T: the scores stream its rows
     vf = _gather_sequence(v, h, first, n, width, ld, True)  # v in column panels for P V
-    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
-    sb = np.empty((block_rows, ld), dtype=q.dtype)
-    ob = np.empty((block_rows, dims_p), dtype=q.dtype)
-    norms = np.empty(block_rows, dtype=np.float64)
+    qb, sb, ob, norms = forward_buffers(q, block_rows, ld, dims_p)
     qf, sf, of = qb.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, n, block_rows):
         rows = min(block_rows, n - start)
@@ -112,9 +107,7 @@ def _forward_sequence(q, k, v, h, first, n, columns, scale, key_lo, key_hi, thre
 def _backward_sequence(q, k, v, out, dout, lse, h, first, n, columns, scale, key_lo, key_hi, threshold,
                        keep_scale, dropout, block_rows, dq, dk, dv):
     dims = q.shape[2]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = round_up(n, tile), round_up(dims, tile)
-    ld = row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     ktf = _gather_sequence(k, h, first, n, width, ld, False)  # k^T for the scores
     kpf = _gather_sequence(k, h, first, n, width, ld, True)  # k in column panels for dQ = dS k
     vtf = _gather_sequence(v, h, first, n, width, ld, False)  # v^T for dP = dO v^T

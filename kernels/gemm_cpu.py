@@ -3,8 +3,9 @@
 numba's auto-vectorizer keeps matmul accumulators in memory (~30 GFLOP/s per core here); this keeps a tile of
 TILE_ROWS rows x 2 vectors of C in registers while the depth loop streams one panel row of B and broadcasts
 four elements of A (~65-85 GFLOP/s per core), written with simd_cpu's words. Buffers are flat and zero-padded
-to whole tiles, so there are no edge cases. The attention kernels (attention_cpu.py, attention_varlen_cpu.py)
-build every product on it. Per call: 2 m n depth FLOPs; (m + n) depth + m n (2 m n accumulating) elements moved.
+to whole tiles (padded_widths, row_stride), so there are no edge cases. The attention kernels (attention_cpu.py,
+attention_varlen_cpu.py) build every product on it. Per call: 2 m n depth FLOPs; (m + n) depth + m n (2 m n
+accumulating) elements moved.
 """
 from __future__ import annotations
 
@@ -20,6 +21,22 @@ JIT = {"parallel": False, "fastmath": False, "cache": True, "nogil": True}
 @numba.njit(**JIT)
 def round_up(x, multiple):
     return (x + multiple - 1) // multiple * multiple
+
+
+@numba.njit(**JIT)
+def row_stride(width, tile):
+    """Row length for (rows, width) buffers: an odd number of cache lines (a tile is one line), so walking
+    down a column touches every L1 set instead of a few (a 384-wide row of float32 is 24 lines)."""
+    return width + tile if (width // tile) % 2 == 0 else width
+
+
+@numba.njit(**JIT)
+def padded_widths(n, dims, itemsize):
+    """(width, dims_p, ld) for a product over n rows of dims: n and dims padded to whole tiles (two vectors), and
+    row_stride(width) for (rows, width) buffers."""
+    tile = 2 * (VECTOR_BYTES // itemsize)
+    width = round_up(n, tile)
+    return width, round_up(dims, tile), row_stride(width, tile)
 
 
 @numba.njit(**JIT)
@@ -76,4 +93,4 @@ def gemm(a, a_row, a_k, b, ldb, b_panel, c, ldc, m, n, depth, accumulate):
             vstore(c, r3 + w, c31)
 
 
-tolerate_cache_failures(round_up, gemm)  # a failed cache save must not fail the call
+tolerate_cache_failures(round_up, row_stride, padded_widths, gemm)  # a failed cache save must not fail the call

@@ -15,8 +15,6 @@ from minitransfer.kernels.dropout_rng import attention_dropout_mask
 
 import minitransfer
 from minitransfer import Tensor, ops
-from minitransfer.errors import ConfigError
-from minitransfer.ops import dispatch
 from minitransfer.ops.attention import FusedAttention, ReferenceAttention
 from tests.gradcheck import check_gradients
 
@@ -157,21 +155,6 @@ def test_dropout_backward_matches_the_reference_with_the_same_mask(dtype):
     theirs = run(FixedMaskReference(mask, 0.1, drop), q, k, v, gout)
     for name, a, b in zip(["out", "dq", "dk", "dv"], ours, theirs):
         np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=name)
-
-
-def attention_used(dtype):
-    q = Tensor(np.zeros((1, 1, 3, 4), dtype), requires_grad=True)
-    return type(ops.attention(q, q, q).creator)
-
-
-def test_dispatch_picks_the_kernel_for_numpy_floats_and_obeys_the_switch():
-    assert attention_used(np.float32) is FusedAttention
-    assert attention_used(np.float16) is ReferenceAttention
-    assert dispatch.read_switch({"MINITRANSFER_ATTENTION": "reference"}) == "reference"
-    with dispatch.kernels("reference"):
-        assert attention_used(np.float32) is ReferenceAttention
-    with pytest.raises(ConfigError, match="MINITRANSFER_ATTENTION"):
-        dispatch.read_switch({"MINITRANSFER_ATTENTION": "flash"})
 
 
 def test_import_is_light_and_the_python_mode_kernel_agrees():

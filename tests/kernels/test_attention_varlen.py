@@ -16,7 +16,7 @@ from minitransfer.kernels.dropout_rng import varlen_dropout_mask
 
 import minitransfer
 from minitransfer import Tensor
-from minitransfer.errors import ConfigError, InputError
+from minitransfer.errors import InputError
 from minitransfer.ops import dispatch
 from minitransfer.ops.attention import ReferenceAttention
 from minitransfer.ops.varlen_attention import (
@@ -143,21 +143,6 @@ def test_the_kernels_dropout_mask_is_varlen_dropout_mask_and_drops_a_fraction_p(
     other = dropped_probabilities(1235, lengths, heads, p)
     changed = sum(((a == 0) != (b == 0)).sum() for a, b in zip(probs, other)) / sum(d.size for d in dropped)
     assert 0.16 < changed < 0.20  # another seed, another mask: ~2 p (1 - p) of the entries differ
-
-
-def varlen_attention_used(dtype):
-    q = Tensor(np.zeros((3, 1, 4), dtype), requires_grad=True)
-    return type(varlen_attention(q, q, q, np.array([0, 3])).creator)
-
-
-def test_dispatch_picks_the_kernel_for_numpy_floats_and_obeys_the_switch():
-    assert varlen_attention_used(np.float32) is FusedVarlenAttention
-    assert varlen_attention_used(np.float16) is ReferenceVarlenAttention
-    assert dispatch.read_switch({"MINITRANSFER_ATTENTION": "reference"}) == "reference"
-    with dispatch.kernels("reference"):
-        assert varlen_attention_used(np.float32) is ReferenceVarlenAttention
-    with pytest.raises(ConfigError, match="MINITRANSFER_ATTENTION"):
-        dispatch.read_switch({"MINITRANSFER_ATTENTION": "flash"})
 
 
 def test_varlen_attention_draws_one_seed_per_call_and_drops_out_only_in_training():

@@ -9,6 +9,8 @@ import pytest
 from minitransfer import Tensor, ops
 from minitransfer.errors import ConfigError
 from minitransfer.ops import dispatch
+from minitransfer.ops.attention import ReferenceAttention
+from minitransfer.ops.varlen_attention import ReferenceVarlenAttention
 from minitransfer.optim.adamw import FusedAdamWUpdate, ReferenceAdamWUpdate
 
 
@@ -35,6 +37,14 @@ def test_every_fused_op_is_a_pair_behind_the_one_switch(name):
     with dispatch.kernels("reference"):
         assert type(FUSED_OPS[name]().creator).__name__ == f"Reference{name}"
     assert type(FUSED_OPS[name]().creator).__name__ == f"Fused{name}"  # the block's setting ends with it
+
+
+@pytest.mark.parametrize("op, reference", [(lambda x: ops.attention(x, x, x), ReferenceAttention),
+                                           (lambda x: ops.varlen_attention(x[0], x[0], x[0], [0, 3]),
+                                            ReferenceVarlenAttention)])
+def test_arrays_no_kernel_takes_get_the_reference(op, reference):
+    x = Tensor(np.zeros((1, 3, 1, 4), np.float16), requires_grad=True)
+    assert type(op(x).creator) is reference
 
 
 def test_adamw_picks_its_update_the_same_way():
