@@ -19,8 +19,8 @@ matmuls to forward's 2). Softmax, exp and dropout are not counted. "vs torch" = 
 ours is faster).
 
 --model also times one MiniLM training step (AutoModel.from_pretrained("minilm"), batch 32 x seq 128,
-config dropout, forward + backward of sum(last_hidden_state)) with the fused kernel and with
-MINITRANSFER_ATTENTION=reference, alternating in this process (the switch is read on every attention call).
+config dropout, forward + backward of sum(last_hidden_state)) with the fused kernels and with every op on its
+reference (minitransfer.ops.dispatch.kernels("reference"), the in-process MINITRANSFER_KERNELS=reference), alternating.
 """
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def bench_shape(shape, dropout_p: float, repeats: int) -> None:
 def bench_model(repeats: int) -> None:
     import minitransfer
     from minitransfer.models import AutoModel
+    from minitransfer.ops import dispatch
 
     model = AutoModel.from_pretrained("minilm")
     model.train()
@@ -120,14 +121,12 @@ def bench_model(repeats: int) -> None:
     step()  # warm-up: numba's cache load, first allocations
     for _ in range(repeats):  # alternate, so load from other processes hits both alike
         for label in times:
-            if label == "reference":
-                os.environ["MINITRANSFER_ATTENTION"] = "reference"
-            times[label] += common.time_ms(step, 1, warmup=0)
-            os.environ.pop("MINITRANSFER_ATTENTION", None)
+            with dispatch.kernels("reference" if label == "reference" else "auto"):
+                times[label] += common.time_ms(step, 1, warmup=0)
     for label, t in times.items():
         print(f"  {label:<10} median {common.median(t):7.1f} ms  (runs: {', '.join(f'{x:.0f}' for x in t)})")
     speedup = common.median(times["reference"]) / common.median(times["fused"])
-    print(f"  step speed-up from the fused kernel: {speedup:.2f}x")
+    print(f"  step speed-up from the fused kernels: {speedup:.2f}x")
 
 
 def main() -> None:

@@ -4,16 +4,16 @@
 
 A kernel stays in kernels/ only while this shows it beating the composition it replaced (issue 6). Rows:
 
-  LayerNorm fwd / bwd   (32, 128, 384) float32   kernels/layer_norm_cpu.py  vs  layer_norm_reference_* (NumPy)
-  GELU fwd / bwd        (32, 128, 1536) float32  kernels/gelu_cpu.py        vs  kernels/gelu.py (numba ufunc over
-                                                                                math.erf, the first version)
+  LayerNorm fwd / bwd   (32, 128, 384) float32   kernels/layer_norm_cpu.py  vs  kernels/layer_norm_reference.py (NumPy)
+  GELU fwd / bwd        (32, 128, 1536) float32  kernels/gelu_cpu.py        vs  kernels/gelu_reference.py (numba ufunc
+                                                                                over math.erf, the first version)
   dropout fwd + bwd     (32, 128, 384) p=0.1     kernels/dropout_cpu.py     vs  a stored NumPy keep-mask
   bias+GELU fwd / bwd   (32, 128, 1536) float32  gelu_cpu.bias_gelu_*       vs  y + bias, then the GELU kernel (and
                                                                                 the bias gradient as a NumPy sum)
   bias+dropout+residual+LayerNorm fwd / bwd, (32, 128, 384) p=0.1, kernels/residual_layer_norm_cpu.py  vs  the
                         kernels it replaced in a row: y + bias, dropout kernel, + residual, LayerNorm kernel
-  AdamW step            all 22.7M MiniLM params  kernels/adamw_cpu.py       vs  AdamW._update_composition (NumPy ops
-                                                                                through one scratch buffer; CuPy's path)
+  AdamW step            all 22.7M MiniLM params  kernels/adamw_cpu.py       vs  kernels/adamw_reference.py (NumPy ops
+                                                                                through a scratch array; CuPy's path)
   clip_grad_norm_       same                     minitransfer.optim         vs  torch.nn.utils.clip_grad_norm_
 
 ms = median of `repeats` timed calls after one warm-up; "fused / composition" = composition ms / fused ms,
@@ -39,9 +39,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from minitransfer.kernels import dropout_cpu, gelu, gelu_cpu, layer_norm_cpu, residual_layer_norm_cpu
+    from minitransfer.kernels import (
+        dropout_cpu,
+        gelu_cpu,
+        gelu_reference,
+        layer_norm_cpu,
+        layer_norm_reference,
+        residual_layer_norm_cpu,
+    )
 
     import minitransfer as mt
+    from minitransfer.ops import dispatch
     from minitransfer.optim import AdamW, clip_grad_norm_
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -66,25 +74,25 @@ def main() -> None:
     _, mean, rstd = layer_norm_cpu.layer_norm_forward(x, w, b, 1e-12)
     xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
     row("LayerNorm forward (32,128,384)", lambda: layer_norm_cpu.layer_norm_forward(x, w, b, 1e-12),
-        lambda: layer_norm_cpu.layer_norm_reference_forward(x, w, b, 1e-12),
+        lambda: layer_norm_reference.layer_norm_forward(x, w, b, 1e-12),
         lambda: torch.nn.functional.layer_norm(xt, (384,), wt, bt, 1e-12))
     xg = xt.clone().requires_grad_(True)
     yt = torch.nn.functional.layer_norm(xg, (384,), wt.requires_grad_(True), bt.requires_grad_(True), 1e-12)
     gyt = torch.from_numpy(gy)
     row("LayerNorm backward", lambda: layer_norm_cpu.layer_norm_backward(x, gy, w, mean, rstd),
-        lambda: layer_norm_cpu.layer_norm_reference_backward(x, gy, w, 1e-12),
+        lambda: layer_norm_reference.layer_norm_backward(x, gy, w, mean, rstd),
         lambda: torch.autograd.grad(yt, (xg, wt, bt), gyt, retain_graph=True))
 
     # GELU
     h = rng.standard_normal((32, 128, 1536), dtype=np.float32)
     gh = rng.standard_normal(h.shape, dtype=np.float32)
     ht = torch.from_numpy(h)
-    row("GELU forward (32,128,1536)", lambda: gelu_cpu.gelu_forward(h), lambda: gelu.gelu_forward(h),
+    row("GELU forward (32,128,1536)", lambda: gelu_cpu.gelu_forward(h), lambda: gelu_reference.gelu_forward(h),
         lambda: torch.nn.functional.gelu(ht))
     hg = ht.clone().requires_grad_(True)
     ygt = torch.nn.functional.gelu(hg)
     ght = torch.from_numpy(gh)
-    row("GELU backward", lambda: gelu_cpu.gelu_backward(h, gh), lambda: gelu.gelu_backward(h, gh),
+    row("GELU backward", lambda: gelu_cpu.gelu_backward(h, gh), lambda: gelu_reference.gelu_backward(h, gh),
         lambda: torch.autograd.grad(ygt, hg, ght, retain_graph=True))
 
     # dropout, forward + backward: the fused mask is a hash of (seed, index), regenerated instead of stored
@@ -151,14 +159,18 @@ def main() -> None:
     for c, p in zip(composed, params):
         c.grad = p.grad
     composition = AdamW(composed, lr=5e-5, weight_decay=0.01)
-    composition._update = composition._update_composition
+
+    def composition_step():
+        with dispatch.kernels("reference"):  # kernels/adamw_reference.py on the same NumPy arrays
+            composition.step()
+
     tparams = [torch.from_numpy(p.data.copy()).requires_grad_(True) for p in params]
     for tp, p in zip(tparams, params):
         tp.grad = torch.from_numpy(p.grad.data.copy())
     topt = {fe: torch.optim.AdamW(tparams, lr=5e-5, weight_decay=0.01, foreach=fe) for fe in (False, True)}
     n = sum(p.size for p in params)
     row(f"AdamW step ({n / 1e6:.1f}M params), torch foreach", optimizer.step,
-        composition.step, topt[True].step)
+        composition_step, topt[True].step)
     row("  same, torch foreach=False", optimizer.step, None, topt[False].step)
     row("clip_grad_norm_ (max norm 1.0)", lambda: clip_grad_norm_(params, 1.0), None,
         lambda: torch.nn.utils.clip_grad_norm_(tparams, 1.0))

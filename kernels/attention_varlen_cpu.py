@@ -8,23 +8,23 @@ cu_seqlens[s]:cu_seqlens[s + 1]. Each sequence attends to itself only, with no m
 Why: a padded (batch, seq) batch costs batch x seq query rows x the real keys; packed, it is sum L_s^2,
 and no padded token is loaded, exponentiated or multiplied.
 
-The plan and the math of each block of query rows are attention_cpu.py's (_forward_block, _backward_block:
+The plan and the math of each block of query rows are attention_cpu.py's (forward_block, backward_block:
 register-tiled microkernel, exp and dropout rows, query blocks sized for L2); this file only gathers one
 (sequence, head) out of the packed layout and drives it. One task per (sequence, head) (prange, one task
 per chunk), longest sequences first, so that a long one does not start last and leave the other cores idle.
 Forward keeps the output and the logsumexp, lse (heads, tokens) as FlashAttention-2's varlen (each task writes
 one contiguous run); backward recomputes the probabilities from q, k and lse, and the dropout mask from the
-seed (never stored).
+seed (never stored). Dropout is dropout_rng.py's mask with row t * heads + h for packed query token t and head h,
+and column the key's position inside its own sequence. Reference: ReferenceVarlenAttention
+(minitransfer/ops/varlen_attention.py over attention_reference.py), which the tests match.
 
-Dropout: the row key of packed query token t (its global row) and head h is SplitMix64 output number
-t * heads + h of the seed, splitmix64(seed + (t * heads + h) * golden); column j, the key's position inside
-its own sequence (0 .. L - 1), is kept when hash32(j, row key) >= p * 2^32, and kept probabilities are
-scaled by 1 / (1 - p). kernels/attention_reference.py (varlen_dropout_mask) rebuilds it in NumPy.
+Per call, T = sum L_s packed tokens, H heads of head_dim D (itemsize bytes each): forward 4 H D sum L_s^2 FLOPs
++ H sum L_s^2 exps, (4 T H D + H T) * itemsize bytes; backward 10 H D sum L_s^2 FLOPs, (8 T H D + H T) * itemsize.
 
-Debugging: NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (attention_cpu's SIMD words become NumPy),
-so a debugger can step into them; use small shapes, it is slow. numba's cache is keyed on this file only:
-after editing attention_cpu.py, delete kernels/__pycache__/attention_varlen_cpu*.nbi so these kernels
-recompile over the new building blocks.
+Debugging: NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (simd_cpu's words become NumPy), so a debugger
+can step into them; use small shapes, it is slow. numba's cache is keyed on this file only: after editing
+attention_cpu.py, gemm_cpu.py or simd_cpu.py, delete kernels/__pycache__/*.nbi so these kernels recompile over
+the new building blocks.
 """
 from __future__ import annotations
 
@@ -36,30 +36,28 @@ from numba import prange, types
 from numba.core.dispatcher import Dispatcher
 
 from .attention_cpu import (
-    _JIT,
-    VECTOR_BYTES,
-    _backward_block,
-    _block_rows,
-    _dropout_keys,
-    _forward_block,
-    _one_head_per_chunk,
-    _round_up,
-    _row_stride,
-    lanes_of,
+    backward_block,
+    backward_buffers,
+    block_rows_for,
+    compiled,
+    dropout_keys,
+    forward_block,
+    forward_buffers,
+    one_head_per_chunk,
 )
+from .gemm_cpu import JIT, padded_widths, round_up
 from .numba_cache import tolerate_cache_failures
+from .simd_cpu import VECTOR_BYTES, lanes_of
 
 
-# ---------------------------------------------------------------------------------------------------
-# Packed-layout loads: one (sequence, head) into attention_cpu's flat, zero-padded buffers.
-# ---------------------------------------------------------------------------------------------------
-@numba.njit(**_JIT)
+# ---- Packed-layout loads: one (sequence, head) into attention_cpu's flat, zero-padded buffers ----
+@numba.njit(**JIT)
 def _gather_sequence(x, h, first, n, width, ld, panels):
     """x[first:first + n, h, :] zero-padded to (width, dims_p), flat: transposed, (dims_p, ld) row-major, or in
     column panels, (dims_p / panel width, width, panel width), as attention_cpu._gather_keys lays them out."""
     dims = x.shape[2]
     tile = 2 * (VECTOR_BYTES // x.itemsize)
-    out = np.zeros(_round_up(dims, tile) * (width if panels else ld), dtype=x.dtype)
+    out = np.zeros(round_up(dims, tile) * (width if panels else ld), dtype=x.dtype)
     if panels:
         for start in range(0, dims, tile):  # the panel of columns start .. start + tile begins at start * width
             for jj in range(n):
@@ -73,7 +71,7 @@ def _gather_sequence(x, h, first, n, width, ld, panels):
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(**JIT)
 def _load_sequence_rows(x, h, first, count, dst):
     """dst[:count, :dims] = x[first:first + count, h], and zero dst's other rows and columns."""
     dst[:] = 0
@@ -82,55 +80,38 @@ def _load_sequence_rows(x, h, first, count, dst):
             dst[r, d] = x[first + r, h, d]
 
 
-# ---------------------------------------------------------------------------------------------------
-# One (sequence, head): rows first .. first + n of head h attend to the same rows' keys.
-# ---------------------------------------------------------------------------------------------------
-@numba.njit(**_JIT)
+# ---- One (sequence, head): rows first .. first + n of head h attend to the same rows' keys ----
+@numba.njit(**JIT)
 def _forward_sequence(q, k, v, h, first, n, columns, scale, key_lo, key_hi, threshold, keep_scale, dropout,
                       block_rows, out, lse):
     dims = q.shape[2]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = _round_up(n, tile), _round_up(dims, tile)
-    ld = _row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     kf = _gather_sequence(k, h, first, n, width, ld, False)  # k^T: the scores stream its rows
     vf = _gather_sequence(v, h, first, n, width, ld, True)  # v in column panels for P V
-    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
-    sb = np.empty((block_rows, ld), dtype=q.dtype)
-    ob = np.empty((block_rows, dims_p), dtype=q.dtype)
-    norms = np.empty(block_rows, dtype=np.float64)
+    qb, sb, ob, norms = forward_buffers(q, block_rows, ld, dims_p)
     qf, sf, of = qb.ravel(), sb.ravel(), ob.ravel()
     for start in range(0, n, block_rows):
         rows = min(block_rows, n - start)
         t0 = first + start
         _load_sequence_rows(q, h, t0, rows, qb)
         lo, hi = (key_lo[t0:t0 + rows, h], key_hi[t0:t0 + rows, h]) if dropout else (key_lo[:0, 0], key_hi[:0, 0])
-        _forward_block(qf, kf, vf, sf, of, norms, lse[h, t0:t0 + rows], lo, hi, columns, n, rows, width, ld, dims_p,
-                       scale, threshold, keep_scale, dropout)
+        forward_block(qf, kf, vf, sf, of, norms, lse[h, t0:t0 + rows], lo, hi, columns, n, rows, width, ld, dims_p,
+                      scale, threshold, keep_scale, dropout)
         for r in range(rows):
             inv = 1.0 / norms[r]
             for d in range(dims):
                 out[first + start + r, h, d] = ob[r, d] * inv
 
 
-@numba.njit(**_JIT)
+@numba.njit(**JIT)
 def _backward_sequence(q, k, v, out, dout, lse, h, first, n, columns, scale, key_lo, key_hi, threshold,
                        keep_scale, dropout, block_rows, dq, dk, dv):
     dims = q.shape[2]
-    tile = 2 * (VECTOR_BYTES // q.itemsize)
-    width, dims_p = _round_up(n, tile), _round_up(dims, tile)
-    ld = _row_stride(width, tile)
+    width, dims_p, ld = padded_widths(n, dims, q.itemsize)
     ktf = _gather_sequence(k, h, first, n, width, ld, False)  # k^T for the scores
     kpf = _gather_sequence(k, h, first, n, width, ld, True)  # k in column panels for dQ = dS k
     vtf = _gather_sequence(v, h, first, n, width, ld, False)  # v^T for dP = dO v^T
-    dkc = np.zeros((width, dims_p), dtype=q.dtype)
-    dvc = np.zeros((width, dims_p), dtype=q.dtype)
-    qb = np.empty((block_rows, dims_p), dtype=q.dtype)
-    dob = np.empty((block_rows, dims_p), dtype=q.dtype)
-    dqb = np.empty((block_rows, dims_p), dtype=q.dtype)
-    pb = np.empty((block_rows, ld), dtype=q.dtype)
-    pdb = np.empty((block_rows, ld), dtype=q.dtype) if dropout else pb
-    dsb = np.empty((block_rows, ld), dtype=q.dtype)
-    delta = np.empty(block_rows, dtype=np.float64)
+    dkc, dvc, qb, dob, dqb, pb, pdb, dsb, delta = backward_buffers(q, block_rows, width, ld, dims_p, dropout)
     qf, dof, dqf, pf, pdf, dsf = qb.ravel(), dob.ravel(), dqb.ravel(), pb.ravel(), pdb.ravel(), dsb.ravel()
     dkf, dvf = dkc.ravel(), dvc.ravel()
     for start in range(0, n, block_rows):
@@ -144,8 +125,8 @@ def _backward_sequence(q, k, v, out, dout, lse, h, first, n, columns, scale, key
                 acc += dout[t0 + r, h, d] * out[t0 + r, h, d]
             delta[r] = acc
         lo, hi = (key_lo[t0:t0 + rows, h], key_hi[t0:t0 + rows, h]) if dropout else (key_lo[:0, 0], key_hi[:0, 0])
-        _backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, lse[h, t0:t0 + rows], lo, hi,
-                        columns, n, rows, width, ld, dims_p, scale, threshold, keep_scale, dropout)
+        backward_block(qf, dof, dqf, pf, pdf, dsf, ktf, kpf, vtf, dkf, dvf, delta, lse[h, t0:t0 + rows], lo, hi,
+                       columns, n, rows, width, ld, dims_p, scale, threshold, keep_scale, dropout)
         for r in range(rows):
             for d in range(dims):
                 dq[t0 + r, h, d] = dqb[r, d]
@@ -156,8 +137,8 @@ def _backward_sequence(q, k, v, out, dout, lse, h, first, n, columns, scale, key
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _forward(q, k, v, cu_seqlens, order, block_rows, columns, scale, key_lo, key_hi, threshold, keep_scale,
-             dropout, out, lse):
+def forward_sequences(q, k, v, cu_seqlens, order, block_rows, columns, scale, key_lo, key_hi, threshold, keep_scale,
+                      dropout, out, lse):
     heads = q.shape[1]
     for task in prange(order.shape[0] * heads):
         s, h = order[task // heads], task % heads
@@ -167,8 +148,8 @@ def _forward(q, k, v, cu_seqlens, order, block_rows, columns, scale, key_lo, key
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _backward(q, k, v, out, dout, lse, cu_seqlens, order, block_rows, columns, scale, key_lo, key_hi, threshold,
-              keep_scale, dropout, dq, dk, dv):
+def backward_sequences(q, k, v, out, dout, lse, cu_seqlens, order, block_rows, columns, scale, key_lo, key_hi,
+                       threshold, keep_scale, dropout, dq, dk, dv):
     heads = q.shape[1]
     for task in prange(order.shape[0] * heads):
         s, h = order[task // heads], task % heads
@@ -177,9 +158,7 @@ def _backward(q, k, v, out, dout, lse, cu_seqlens, order, block_rows, columns, s
                            key_hi, threshold, keep_scale, dropout, block_rows[s], dq, dk, dv)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Python entry points (NumPy arrays in, NumPy arrays out).
-# ---------------------------------------------------------------------------------------------------
+# ---- Python entry points (NumPy arrays in, NumPy arrays out) ----
 def _signature(kind: str, dtype):
     """The one signature per dtype: float inputs of any strides, read-only allowed; outputs C-ordered."""
     t = numba.from_dtype(np.dtype(dtype))
@@ -194,19 +173,6 @@ def _signature(kind: str, dtype):
 
 # A failed cache save (processes racing on one index) must not fail the call: see numba_cache.py.
 tolerate_cache_failures(*[f for f in list(globals().values()) if isinstance(f, Dispatcher)])
-
-_ready: set = set()
-
-
-def _compiled(kernel, kind: str, dtype):
-    """The kernel, compiled (or loaded from the cache) once per dtype for arrays of any strides, as
-    attention_cpu._compiled."""
-    if not numba.config.DISABLE_JIT and (kind, dtype) not in _ready:
-        kernel.disable_compile(False)
-        kernel.compile(_signature(kind, dtype))
-        kernel.disable_compile(True)
-        _ready.add((kind, dtype))
-    return kernel
 
 
 def _layout(q, k, v, cu_seqlens, dropout_p: float, seed: int):
@@ -223,11 +189,10 @@ def _layout(q, k, v, cu_seqlens, dropout_p: float, seed: int):
         raise ValueError(f"cu_seqlens {given} does not split {tokens} tokens into sequences: it needs integer offsets "
                          f"that start at 0, increase strictly and end at {tokens}")
     order = np.argsort(-lengths, kind="stable").astype(np.int64)
-    block_rows = np.array([_block_rows(int(n), q.itemsize) for n in lengths], dtype=np.int64)
+    block_rows = np.array([block_rows_for(int(n), q.itemsize) for n in lengths], dtype=np.int64)
     tile = 2 * lanes_of(q.dtype)
     columns = np.arange(-(-int(lengths.max()) // tile) * tile, dtype=np.int32)
-    lo, hi, threshold, keep_scale = _dropout_keys(seed, (1, tokens, heads), dropout_p)
-    return cu, order, block_rows, columns, lo[0], hi[0], threshold, keep_scale
+    return (cu, order, block_rows, columns, *dropout_keys(seed, (tokens, heads), dropout_p))
 
 
 def varlen_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, cu_seqlens: np.ndarray,
@@ -242,8 +207,8 @@ def varlen_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, cu_seq
     cu, order, block_rows, columns, lo, hi, threshold, keep_scale = _layout(q, k, v, cu_seqlens, dropout_p, seed)
     out = np.empty(q.shape, dtype=q.dtype)
     lse = np.empty((heads, tokens), dtype=q.dtype)
-    forward = _compiled(_forward, "forward", q.dtype)
-    with _one_head_per_chunk():
+    forward = compiled(forward_sequences, _signature, "forward", q.dtype)
+    with one_head_per_chunk():
         forward(q, k, v, cu, order, block_rows, columns, 1.0 / math.sqrt(dims), lo, hi, threshold, keep_scale,
                 dropout_p > 0, out, lse)
     return out, lse
@@ -262,8 +227,8 @@ def varlen_attention_backward(dout: np.ndarray, q: np.ndarray, k: np.ndarray, v:
     dq = np.empty(q.shape, dtype=q.dtype)
     dk = np.empty(q.shape, dtype=q.dtype)
     dv = np.empty(q.shape, dtype=q.dtype)
-    backward = _compiled(_backward, "backward", q.dtype)
-    with _one_head_per_chunk():
+    backward = compiled(backward_sequences, _signature, "backward", q.dtype)
+    with one_head_per_chunk():
         backward(q, k, v, out, dout, lse, cu, order, block_rows, columns, 1.0 / math.sqrt(dims), lo, hi, threshold,
                  keep_scale, dropout_p > 0, dq, dk, dv)
     return dq, dk, dv

@@ -50,7 +50,8 @@ def enable_grad():
 class Tensor:
     """An array with an optional gradient and a link to the Function that produced it.
 
-    `data` is a NumPy or CuPy array; `grad` is a Tensor (leaf tensors only) or None.
+    `data` is a NumPy or CuPy array; `grad` is a Tensor (leaf tensors only) or None. The operators (`a + b`,
+    `a @ b`, `x.sum()`, `x.T`, ...) are installed by minitransfer.ops (ops/tensor_operators.py).
     """
 
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not numpy's loop
@@ -158,77 +159,6 @@ class Tensor:
             return
         run_backward(self, grad, retain_graph)
 
-    # ---- operators (the ops live in minitransfer.ops; imported lazily to keep layers one-way) ----
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __pow__(self, exponent):
-        return _ops().pow(self, exponent)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-
-    def transpose(self, *axes):
-        return _ops().transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
-
-    def permute(self, *axes):
-        return self.transpose(*axes)
-
-    def sum(self, axis=None, keepdims: bool = False):
-        return _ops().sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return _ops().mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return _ops().max(self, axis, keepdims)
-
-    def exp(self):
-        return _ops().exp(self)
-
-    def log(self):
-        return _ops().log(self)
-
-    def sqrt(self):
-        return _ops().sqrt(self)
-
-    def tanh(self):
-        return _ops().tanh(self)
-
-    @property
-    def T(self):
-        return _ops().transpose(self, None)
-
 
 class GradReadyHookHandle:
     """What `Tensor.register_grad_ready_hook` returns: `remove()` unregisters the hook."""
@@ -249,12 +179,6 @@ class GradReadyHookHandle:
 def _fire_grad_ready(tensor: Tensor) -> None:
     for hook in tuple(tensor._grad_ready_hooks or ()):
         hook(tensor)
-
-
-def _ops():
-    from minitransfer import ops  # noqa: PLC0415 (ops import this module; the reverse link is lazy)
-
-    return ops
 
 
 def as_tensor(x) -> Tensor:

@@ -1,11 +1,13 @@
 """The engine's contracts: correct repeated backward, leaf-only grads, no graph under no_grad, freed graphs."""
+import ast
 import gc
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minitransfer import Tensor, no_grad, ops
+from minitransfer import Tensor, autograd, no_grad, ops
 
 
 def test_backward_twice_on_fresh_graphs_gives_the_same_gradient():
@@ -108,3 +110,14 @@ def test_fresh_leaf_gradients_are_kept_without_a_copy_but_shared_ones_are_copied
     np.testing.assert_array_equal(y2.grad.numpy(), res.grad.numpy())
     y2.grad.data += 1  # an optimizer's in-place edit of one must not reach the other
     assert not np.array_equal(y2.grad.numpy(), res.grad.numpy())
+
+
+def test_autograd_imports_nothing_above_the_backend():
+    """Tensor's operators are installed by minitransfer.ops (ops/tensor_operators.py), so autograd needs no op."""
+    tree = ast.parse(Path(autograd.__file__).read_text())
+    imported = {f"{node.module}.{alias.name}" if node.module == "minitransfer" else node.module
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {name for name in imported if name.startswith("minitransfer")} == {"minitransfer.backend"}
+    x = Tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+    assert type((2.0 * x @ x.T).creator).__name__ == "MatMul"  # the operators are there all the same

@@ -1,8 +1,8 @@
 """Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow, exp, log, sqrt, tanh,
-and batched matmul. Gradients of broadcast inputs are summed back to the input's shape."""
+batched matmul and linear. Gradients of broadcast inputs are summed back to the input's shape."""
 from __future__ import annotations
 
-from minitransfer.autograd import Function
+from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
 
 
@@ -16,6 +16,21 @@ def sum_to(grad, shape):
     return out.reshape(shape) if lead else out
 
 
+def constant_like(x, like: Tensor) -> Tensor:
+    """Python numbers become arrays of the other operand's dtype, so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(get_array_module(like.data).asarray(x, dtype=like.dtype))
+
+
+def operands(a, b) -> tuple[Tensor, Tensor]:
+    """Two Tensors from a binary op's operands, where one may be a Python number or an array."""
+    if not isinstance(a, Tensor):
+        b = as_tensor(b)
+        return constant_like(a, b), b
+    return a, constant_like(b, a)
+
+
 class Add(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -23,6 +38,10 @@ class Add(Function):
 
     def backward(self, gy):
         return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
+
+
+def add(a, b) -> Tensor:
+    return Add()(*operands(a, b))
 
 
 class Sub(Function):
@@ -33,6 +52,10 @@ class Sub(Function):
     def backward(self, gy):
         gb = -sum_to(gy, self.shapes[1]) if self.needs_input_grad[1] else None
         return sum_to(gy, self.shapes[0]), gb
+
+
+def sub(a, b) -> Tensor:
+    return Sub()(*operands(a, b))
 
 
 class Mul(Function):
@@ -46,6 +69,10 @@ class Mul(Function):
         return ga, gb
 
 
+def mul(a, b) -> Tensor:
+    return Mul()(*operands(a, b))
+
+
 class Div(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -57,12 +84,20 @@ class Div(Function):
         return ga, gb
 
 
+def div(a, b) -> Tensor:
+    return Div()(*operands(a, b))
+
+
 class Neg(Function):
     def forward(self, x):
         return -x
 
     def backward(self, gy):
         return -gy
+
+
+def neg(x) -> Tensor:
+    return Neg()(x)
 
 
 class Pow(Function):
@@ -79,6 +114,10 @@ class Pow(Function):
         return gy * self.exponent * self.x ** (self.exponent - 1)
 
 
+def pow(x, exponent: float) -> Tensor:  # mirrors torch.pow
+    return Pow(exponent)(x)
+
+
 class Exp(Function):
     def forward(self, x):
         self.y = get_array_module(x).exp(x)
@@ -86,6 +125,10 @@ class Exp(Function):
 
     def backward(self, gy):
         return gy * self.y
+
+
+def exp(x) -> Tensor:
+    return Exp()(x)
 
 
 class Log(Function):
@@ -97,6 +140,10 @@ class Log(Function):
         return gy / self.x
 
 
+def log(x) -> Tensor:
+    return Log()(x)
+
+
 class Sqrt(Function):
     def forward(self, x):
         self.y = get_array_module(x).sqrt(x)
@@ -106,6 +153,10 @@ class Sqrt(Function):
         return gy / (2 * self.y)
 
 
+def sqrt(x) -> Tensor:
+    return Sqrt()(x)
+
+
 class Tanh(Function):
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
@@ -113,6 +164,10 @@ class Tanh(Function):
 
     def backward(self, gy):
         return gy * (1 - self.y * self.y)
+
+
+def tanh(x) -> Tensor:
+    return Tanh()(x)
 
 
 class MatMul(Function):
@@ -144,6 +199,10 @@ class MatMul(Function):
         return ga, gb
 
 
+def matmul(a, b) -> Tensor:
+    return MatMul()(a, b)
+
+
 class Linear(Function):
     """y = x @ W.T + b with W of shape (out, in), as torch.nn.Linear stores it.
 
@@ -170,3 +229,8 @@ class Linear(Function):
             return gx, gw
         gb = g2.sum(axis=0) if self.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight.T + bias; x: (..., in), weight: (out, in), bias: (out,) -> (..., out)."""
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)

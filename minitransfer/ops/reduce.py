@@ -1,7 +1,7 @@
 """Reductions over axes: sum, mean, max (the gradient of max goes to the first maximal element)."""
 from __future__ import annotations
 
-from minitransfer.autograd import Function
+from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 
 
@@ -35,6 +35,10 @@ class Sum(Function):
         return xp.broadcast_to(_expand(gy, self.axes, self.keepdims), self.in_shape).copy()
 
 
+def sum(x, axis=None, keepdims: bool = False) -> Tensor:
+    return Sum(axis, keepdims)(x)
+
+
 class Mean(Sum):
     def forward(self, x):
         y = super().forward(x)
@@ -45,6 +49,10 @@ class Mean(Sum):
 
     def backward(self, gy):
         return super().backward(gy / self.count)
+
+
+def mean(x, axis=None, keepdims: bool = False) -> Tensor:
+    return Mean(axis, keepdims)(x)
 
 
 class Max(Function):
@@ -69,3 +77,7 @@ class Max(Function):
         first = xp.moveaxis(first.reshape(hits.shape if not lead else (*lead, *[self.x.shape[a] for a in self.axes])),
                             tuple(range(-len(self.axes), 0)), self.axes)
         return first * _expand(gy, self.axes, self.keepdims)
+
+
+def max(x, axis=None, keepdims: bool = False) -> Tensor:
+    return Max(axis, keepdims)(x)

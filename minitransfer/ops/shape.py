@@ -1,9 +1,13 @@
 """Ops that move elements without changing them: reshape, transpose/permute, indexing, concat, where."""
 from __future__ import annotations
 
-from minitransfer.autograd import Function
+from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
-from minitransfer.ops.arithmetic import sum_to
+from minitransfer.ops.arithmetic import constant_like, operands, sum_to
+
+
+def _array(x):
+    return x.data if isinstance(x, Tensor) else x
 
 
 class Reshape(Function):
@@ -16,6 +20,10 @@ class Reshape(Function):
 
     def backward(self, gy):
         return gy.reshape(self.in_shape)
+
+
+def reshape(x, shape) -> Tensor:
+    return Reshape(shape)(x)
 
 
 class Transpose(Function):
@@ -34,6 +42,10 @@ class Transpose(Function):
         for i, a in enumerate(self.axes):
             inverse[a % len(self.axes)] = i
         return gy.transpose(inverse)
+
+
+def transpose(x, axes=None) -> Tensor:
+    return Transpose(axes)(x)
 
 
 class GetItem(Function):
@@ -55,6 +67,11 @@ class GetItem(Function):
         else:
             gx[self.index] = gy
         return gx
+
+
+def getitem(x, index) -> Tensor:
+    index = tuple(_array(i) for i in index) if isinstance(index, tuple) else _array(index)
+    return GetItem(index)(x)
 
 
 def _is_array(i) -> bool:
@@ -83,6 +100,10 @@ def _cumsum(sizes):
         yield total
 
 
+def concat(tensors, axis: int = 0) -> Tensor:
+    return Concat(axis)(*tensors)
+
+
 class Where(Function):
     """where(condition, a, b); the condition is a constant boolean array, not differentiated."""
 
@@ -100,6 +121,16 @@ class Where(Function):
         ga = sum_to(xp.where(self.condition, gy, zero), self.shapes[0]) if self.needs_input_grad[0] else None
         gb = sum_to(xp.where(self.condition, zero, gy), self.shapes[1]) if self.needs_input_grad[1] else None
         return ga, gb
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise `a` where condition else `b`; condition is a boolean array or Tensor (not differentiated)."""
+    return Where(_array(condition))(*operands(a, b))
+
+
+def masked_fill(x, mask, value: float) -> Tensor:
+    """x with `value` wherever the boolean mask (broadcastable to x) is True."""
+    return where(mask, constant_like(value, as_tensor(x)), x)
 
 
 class TakeRows(Function):
@@ -121,6 +152,11 @@ class TakeRows(Function):
         return gx
 
 
+def take_rows(x, rows) -> Tensor:
+    """x[rows] along axis 0 for distinct integer rows: (n, ...) -> (len(rows), ...)."""
+    return TakeRows(_array(rows))(x)
+
+
 class ScatterRows(Function):
     """out (num_rows, ...) = fill everywhere but out[rows] = x, for distinct rows; backward gathers gy[rows]."""
 
@@ -134,3 +170,8 @@ class ScatterRows(Function):
 
     def backward(self, gy):
         return gy[self.rows]
+
+
+def scatter_rows(x, rows, num_rows: int, fill: float = 0.0) -> Tensor:
+    """The inverse of take_rows: (len(rows), ...) -> (num_rows, ...), x at `rows` (distinct), `fill` elsewhere."""
+    return ScatterRows(_array(rows), num_rows, fill)(x)

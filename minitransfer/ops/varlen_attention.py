@@ -4,23 +4,23 @@ Layout (FlashAttention-2's varlen API): q, k, v are (tokens, heads, head_dim), t
 sequences one after another, and cu_seqlens (n_seqs + 1,) holds the offsets: sequence s is rows
 cu_seqlens[s]:cu_seqlens[s + 1]. Each sequence attends to itself only, with no mask:
     out[t, h] = softmax(q[t, h] . k[seq(t), h]^T / sqrt(head_dim)) (dropout) v[seq(t), h]
-which costs sum L_s^2 instead of batch x seq^2. `varlen_attention` picks the implementation exactly as
-ops.attention does (same switch, MINITRANSFER_ATTENTION=reference): FusedVarlenAttention
-(kernels/attention_varlen_cpu.py) for NumPy float32/float64 with numba, else ReferenceVarlenAttention.
-Both use the same dropout mask for a given seed (kernels/attention_reference.py: varlen_dropout_mask).
+which costs sum L_s^2 instead of batch x seq^2. A fused pair (ops/dispatch.py): ReferenceVarlenAttention
+(kernels/attention_reference.py per sequence, NumPy/CuPy) and FusedVarlenAttention (kernels/attention_varlen_cpu.py,
+NumPy float32/float64), which drop the same probabilities for a given seed (kernels/dropout_rng.py).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from minitransfer import random
 from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module, to_numpy
 from minitransfer.errors import InputError
-from minitransfer.ops.attention import _select_implementation
-from minitransfer.ops.fused_attention import FusedAttention
+from minitransfer.kernels import attention_reference
+from minitransfer.kernels.dropout_rng import varlen_dropout_mask
+from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.dropout import dropout_seed
+
+attention_varlen_cpu = LazyModule("minitransfer.kernels.attention_varlen_cpu")
 
 
 def check_cu_seqlens(cu_seqlens, tokens: int) -> np.ndarray:
@@ -56,10 +56,8 @@ def _sequence_heads(x, start: int, end: int):
     return x[start:end].transpose(1, 0, 2)
 
 
-def _draw_seed(dropout_p: float, seed) -> int:
-    if dropout_p <= 0:
-        return 0
-    return int(random.numpy_rng().integers(0, 2**64, dtype=np.uint64)) if seed is None else int(seed)
+def _seed(dropout_p: float, seed) -> int:
+    return (dropout_seed() if seed is None else int(seed)) if dropout_p > 0 else 0
 
 
 class ReferenceVarlenAttention(Function):
@@ -70,63 +68,38 @@ class ReferenceVarlenAttention(Function):
     """
 
     def __init__(self, cu_seqlens, dropout_p: float = 0.0, seed: int | None = None):
-        self.cu_seqlens = to_numpy(cu_seqlens).astype(np.int64)
+        self.cu_seqlens = np.ascontiguousarray(to_numpy(cu_seqlens), dtype=np.int64)
         self.dropout_p = float(dropout_p)
         self.given_seed = seed
+
+    def _sequences(self):
+        return enumerate(zip(self.cu_seqlens[:-1].tolist(), self.cu_seqlens[1:].tolist()))
 
     def forward(self, q, k, v):
         xp = get_array_module(q)
         k, v = k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
-        self.scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
-        self.seed = _draw_seed(self.dropout_p, self.given_seed)
-        masks = None
+        seed = _seed(self.dropout_p, self.given_seed)
+        self.masks = None
         if self.dropout_p > 0:
-            from minitransfer.kernels.attention_reference import varlen_dropout_mask  # NumPy only, no numba
-
-            masks = [xp.asarray(m) for m in varlen_dropout_mask(self.seed, self.cu_seqlens, q.shape[1],
-                                                                self.dropout_p, q.dtype)]
+            self.masks = varlen_dropout_mask(seed, self.cu_seqlens, q.shape[1], self.dropout_p, q.dtype, xp)
         out = xp.empty(q.shape, dtype=q.dtype)
         self.probs = []
-        for s, (start, end) in enumerate(zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])):
+        for s, (start, end) in self._sequences():
             qs, ks, vs = (_sequence_heads(x, start, end) for x in (q, k, v))
-            scores = qs @ xp.swapaxes(ks, -1, -2)
-            scores *= self.scale
-            scores -= scores.max(axis=-1, keepdims=True)
-            xp.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            self.probs.append(scores)
-            dropped = scores * masks[s] if masks is not None else scores
-            out[start:end] = (dropped @ vs).transpose(1, 0, 2)
-        self.masks, self.q, self.k, self.v = masks, q, k, v
+            probs = attention_reference.probabilities(qs, ks)
+            self.probs.append(probs)
+            out[start:end] = ((probs * self.masks[s] if self.masks is not None else probs) @ vs).transpose(1, 0, 2)
+        self.q, self.k, self.v = q, k, v
         return out
 
     def backward(self, gout):
-        xp = get_array_module(gout)
-        need_q, need_k, need_v = self.needs_input_grad
-        gq, gk, gv = (xp.empty(self.q.shape, dtype=self.q.dtype) if need else None for need in (need_q, need_k, need_v))
-        for s, (start, end) in enumerate(zip(self.cu_seqlens[:-1], self.cu_seqlens[1:])):
-            qs, ks, vs, gs_out = (_sequence_heads(x, start, end) for x in (self.q, self.k, self.v, gout))
-            probs = self.probs[s]
+        grads = tuple(get_array_module(gout).empty(self.q.shape, dtype=self.q.dtype) for _ in range(3))
+        for s, (start, end) in self._sequences():
+            views = (_sequence_heads(x, start, end) for x in (gout, self.q, self.k, self.v))
             drop = self.masks[s] if self.masks is not None else None
-            if need_v:
-                dropped = probs * drop if drop is not None else probs
-                gv[start:end] = (xp.swapaxes(dropped, -1, -2) @ gs_out).transpose(1, 0, 2)
-            gp = gs_out @ xp.swapaxes(vs, -1, -2)
-            if drop is not None:
-                gp *= drop
-            gs = probs * (gp - (gp * probs).sum(axis=-1, keepdims=True))
-            gs *= self.scale
-            if need_q:
-                gq[start:end] = (gs @ ks).transpose(1, 0, 2)
-            if need_k:
-                gk[start:end] = (xp.swapaxes(gs, -1, -2) @ qs).transpose(1, 0, 2)
-        return gq, gk, gv
-
-
-def _kernel():
-    from minitransfer.kernels import attention_varlen_cpu  # lazy: imports numba
-
-    return attention_varlen_cpu
+            for g, gs in zip(grads, attention_reference.backward(*views, self.probs[s], drop)):
+                g[start:end] = gs.transpose(1, 0, 2)
+        return tuple(g if need else None for g, need in zip(grads, self.needs_input_grad))
 
 
 class FusedVarlenAttention(Function):
@@ -141,23 +114,22 @@ class FusedVarlenAttention(Function):
         self.dropout_p = float(dropout_p)
         self.given_seed = seed
 
+    @classmethod
+    def supports(cls, q, k, v) -> bool:
+        return numpy_float(q)
+
     def forward(self, q, k, v):
         k, v = k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
-        self.seed = _draw_seed(self.dropout_p, self.given_seed)
-        out, lse = _kernel().varlen_attention_forward(q, k, v, self.cu_seqlens, self.dropout_p, self.seed)
+        self.seed = _seed(self.dropout_p, self.given_seed)
+        out, lse = attention_varlen_cpu.varlen_attention_forward(q, k, v, self.cu_seqlens, self.dropout_p, self.seed)
         self.q, self.k, self.v, self.out, self.lse = q, k, v, out, lse
         return out
 
     def backward(self, gout):
-        dq, dk, dv = _kernel().varlen_attention_backward(gout.astype(self.q.dtype, copy=False), self.q, self.k,
-                                                         self.v, self.out, self.lse, self.cu_seqlens,
-                                                         self.dropout_p, self.seed)
+        dq, dk, dv = attention_varlen_cpu.varlen_attention_backward(gout.astype(self.q.dtype, copy=False), self.q,
+                                                                    self.k, self.v, self.out, self.lse,
+                                                                    self.cu_seqlens, self.dropout_p, self.seed)
         return tuple(g if need else None for g, need in zip((dq, dk, dv), self.needs_input_grad))
-
-
-def _select_varlen_implementation(q: Tensor, dropout_p: float):
-    """FusedVarlenAttention wherever ops.attention would pick its fused kernel, else the reference."""
-    return FusedVarlenAttention if _select_implementation(q, dropout_p) is FusedAttention else ReferenceVarlenAttention
 
 
 def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: float = 0.0,
@@ -173,14 +145,12 @@ def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: flo
                          f"{q.shape}, {as_tensor(k).shape}, {as_tensor(v).shape}")
     cu = check_cu_seqlens(cu_seqlens, q.shape[0])
     p = dropout_p if training else 0.0
-    return _select_varlen_implementation(q, p)(cu, p)(q, k, v)
+    return pick(ReferenceVarlenAttention, [FusedVarlenAttention], q, k, v)(cu, p)(q, k, v)
 
 
 def varlen_attention_probabilities(q, k, cu_seqlens) -> list:
     """Each sequence's attention probabilities, (heads, L, L) per sequence, no gradient (output_attentions)."""
-    from minitransfer.ops.attention import attention_probabilities  # noqa: PLC0415
-
     q, k = (t.data if isinstance(t, Tensor) else t for t in (q, k))
     cu = check_cu_seqlens(cu_seqlens, q.shape[0])
-    return [attention_probabilities(_sequence_heads(q, s, e)[None], _sequence_heads(k, s, e)[None])[0]
+    return [attention_reference.probabilities(_sequence_heads(q, s, e), _sequence_heads(k, s, e))
             for s, e in zip(cu[:-1].tolist(), cu[1:].tolist())]

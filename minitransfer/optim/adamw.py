@@ -5,10 +5,10 @@ Per parameter with a gradient (torch's order, bias-corrected):
     m  = m + (1 - beta1) * (g - m)            # torch's lerp
     v  = beta2 * v + (1 - beta2) * g * g
     p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
-The update runs in place on `p.data`: for NumPy arrays in one fused pass (kernels/adamw_cpu.py), otherwise
-(CuPy) as array operations through one reused scratch buffer. Frozen parameters (requires_grad=False) and
-parameters without a gradient are skipped and get no state, so freezing most of a model makes the optimizer
-cheap too.
+The update runs in place on `p.data`, picked like every fused op (ops/dispatch.py): ReferenceAdamWUpdate, array
+operations on any array module (kernels/adamw_reference.py; what CuPy runs), or FusedAdamWUpdate, one pass over
+NumPy arrays (kernels/adamw_cpu.py). Frozen parameters (requires_grad=False) and parameters without a gradient are
+skipped and get no state, so freezing most of a model makes the optimizer cheap too.
 """
 from __future__ import annotations
 
@@ -19,9 +19,32 @@ import numpy as np
 from minitransfer import backend
 from minitransfer.autograd import Tensor
 from minitransfer.errors import CheckpointError, ConfigError
-from minitransfer.kernels import adamw_cpu
+from minitransfer.kernels import adamw_reference
+from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
 
 DEFAULTS_KEYS = ("lr", "betas", "eps", "weight_decay")
+
+
+class ReferenceAdamWUpdate:
+    """One parameter's AdamW step in place, as array operations on NumPy or CuPy arrays."""
+
+    kernels = adamw_reference
+
+    @classmethod
+    def apply(cls, param, grad, exp_avg, exp_avg_sq, step: int, lr: float, beta1: float, beta2: float, eps: float,
+              weight_decay: float) -> None:
+        cls.kernels.adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay)
+
+
+class FusedAdamWUpdate(ReferenceAdamWUpdate):
+    """The same in one pass, for C-contiguous NumPy arrays of one float dtype (flat views then alias them)."""
+
+    kernels = LazyModule("minitransfer.kernels.adamw_cpu")
+
+    @classmethod
+    def supports(cls, param, grad, exp_avg, exp_avg_sq) -> bool:
+        arrays = (param, grad, exp_avg, exp_avg_sq)
+        return numpy_float(*arrays) and param.flags.writeable and all(a.flags.c_contiguous for a in arrays)
 
 
 class AdamW:
@@ -38,7 +61,6 @@ class AdamW:
         _check_hyperparameters(self.defaults, where="AdamW")
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}
-        self._scratch: dict = {}  # (array module, dtype) -> flat buffer reused by every parameter's update
         groups = list(params) if not isinstance(params, Tensor) else [params]
         if not groups:
             raise ConfigError("AdamW got an empty parameter list: pass model.parameters() or param groups")
@@ -89,46 +111,9 @@ class AdamW:
                     state = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
                                                   "exp_avg_sq": xp.zeros_like(p.data)}
                 state["step"] += 1
-                self._update(p.data, p.grad.data, state, lr, beta1, beta2, eps, wd)
-
-    def _update(self, param, grad, state, lr, beta1, beta2, eps, wd) -> None:
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        if adamw_cpu.supports(param, grad, m, v):  # NumPy: one fused pass (kernels/adamw_cpu.py)
-            adamw_cpu.adamw_update(param, grad, m, v, state["step"], lr, beta1, beta2, eps, wd)
-        else:
-            self._update_composition(param, grad, state, lr, beta1, beta2, eps, wd)
-
-    def _update_composition(self, param, grad, state, lr, beta1, beta2, eps, wd) -> None:
-        """The same update as array operations through one scratch buffer (CuPy, or the kernel's reference)."""
-        xp = backend.get_array_module(param)
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        tmp = self._scratch_like(param, xp)
-        if wd != 0.0:
-            xp.multiply(param, 1.0 - lr * wd, out=param)
-        xp.subtract(grad, m, out=tmp)  # m.lerp_(g, 1 - beta1) = m + (1 - beta1) * (g - m)
-        tmp *= 1.0 - beta1
-        m += tmp
-        xp.multiply(grad, 1.0 - beta2, out=tmp)  # v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        tmp *= grad
-        v *= beta2
-        v += tmp
-        step_size = lr / (1.0 - beta1 ** t)
-        xp.sqrt(v, out=tmp)  # denom = sqrt(v) / sqrt(1 - beta2**t) + eps
-        tmp /= (1.0 - beta2 ** t) ** 0.5
-        tmp += eps
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -step_size
-        param += tmp
-
-    def _scratch_like(self, param, xp):
-        key = (xp.__name__, np.dtype(param.dtype).str)
-        buf = self._scratch.get(key)
-        if buf is None or buf.size < param.size:
-            # sized for the largest trainable parameter, so it is allocated once per training run
-            same = [p.size for p in self._all_params() if p.requires_grad and p.dtype == param.dtype]
-            size = max([param.size, *same])
-            buf = self._scratch[key] = xp.empty(size, dtype=param.dtype)
-        return buf[: param.size].reshape(param.shape)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                update = pick(ReferenceAdamWUpdate, [FusedAdamWUpdate], p.data, p.grad.data, m, v)
+                update.apply(p.data, p.grad.data, m, v, state["step"], lr, beta1, beta2, eps, wd)
 
     # ---- saving and resuming ----
     def _all_params(self) -> list[Tensor]:

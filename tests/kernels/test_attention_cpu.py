@@ -11,13 +11,11 @@ import sys
 import numpy as np
 import pytest
 from minitransfer.kernels import attention_cpu
-from minitransfer.kernels.attention_reference import dropout_mask
+from minitransfer.kernels.dropout_rng import attention_dropout_mask
 
 import minitransfer
 from minitransfer import Tensor, ops
-from minitransfer.errors import ConfigError
-from minitransfer.ops.attention import ReferenceAttention, _select_implementation
-from minitransfer.ops.fused_attention import FusedAttention
+from minitransfer.ops.attention import FusedAttention, ReferenceAttention
 from tests.gradcheck import check_gradients
 
 TOL = {np.float64: {"atol": 1e-10, "rtol": 1e-10}, np.float32: {"atol": 2e-5, "rtol": 1e-4}}
@@ -122,7 +120,7 @@ def probabilities_after_dropout(seed, shape, p, dtype=np.float64):
 def test_dropout_drops_a_fraction_p_and_is_the_mask_the_reference_rebuilds():
     shape, p = (4, 8, 64), 0.1
     probs = probabilities_after_dropout(1234, shape, p)
-    expected = dropout_mask(1234, *shape, p, np.float64) / shape[2]
+    expected = attention_dropout_mask(1234, *shape, p, np.float64) / shape[2]
     np.testing.assert_allclose(probs, expected, rtol=1e-12, atol=0)
     dropped = probs == 0
     assert abs(dropped.mean() - p) < 0.005, dropped.mean()  # 131072 draws: 6 standard deviations
@@ -153,20 +151,10 @@ def test_dropout_backward_matches_the_reference_with_the_same_mask(dtype):
     mask = padding(2, 45, seed=5)
     fused, seeds = FusedAttention(mask, 0.1), []
     ours = run(fused, q, k, v, gout, after_forward=lambda: seeds.append(fused.seed))  # backward frees it
-    drop = dropout_mask(seeds[0], 2, 3, 45, 0.1, dtype)
+    drop = attention_dropout_mask(seeds[0], 2, 3, 45, 0.1, dtype)
     theirs = run(FixedMaskReference(mask, 0.1, drop), q, k, v, gout)
     for name, a, b in zip(["out", "dq", "dk", "dv"], ours, theirs):
         np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=name)
-
-
-def test_dispatch_picks_the_kernel_for_numpy_floats_and_obeys_the_switch(monkeypatch):
-    assert _select_implementation(Tensor(np.zeros(3, np.float32)), 0.0) is FusedAttention
-    assert _select_implementation(Tensor(np.zeros(3, np.float16)), 0.0) is ReferenceAttention
-    monkeypatch.setenv("MINITRANSFER_ATTENTION", "reference")
-    assert _select_implementation(Tensor(np.zeros(3, np.float32)), 0.0) is ReferenceAttention
-    monkeypatch.setenv("MINITRANSFER_ATTENTION", "flash")
-    with pytest.raises(ConfigError, match="MINITRANSFER_ATTENTION"):
-        _select_implementation(Tensor(np.zeros(3, np.float32)), 0.0)
 
 
 def test_import_is_light_and_the_python_mode_kernel_agrees():

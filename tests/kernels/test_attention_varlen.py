@@ -12,16 +12,16 @@ import sys
 import numpy as np
 import pytest
 from minitransfer.kernels import attention_varlen_cpu
-from minitransfer.kernels.attention_reference import varlen_dropout_mask
+from minitransfer.kernels.dropout_rng import varlen_dropout_mask
 
 import minitransfer
 from minitransfer import Tensor
-from minitransfer.errors import ConfigError, InputError
+from minitransfer.errors import InputError
+from minitransfer.ops import dispatch
 from minitransfer.ops.attention import ReferenceAttention
 from minitransfer.ops.varlen_attention import (
     FusedVarlenAttention,
     ReferenceVarlenAttention,
-    _select_varlen_implementation,
     check_cu_seqlens,
     varlen_attention,
 )
@@ -145,17 +145,7 @@ def test_the_kernels_dropout_mask_is_varlen_dropout_mask_and_drops_a_fraction_p(
     assert 0.16 < changed < 0.20  # another seed, another mask: ~2 p (1 - p) of the entries differ
 
 
-def test_dispatch_picks_the_kernel_for_numpy_floats_and_obeys_the_switch(monkeypatch):
-    assert _select_varlen_implementation(Tensor(np.zeros(3, np.float32)), 0.0) is FusedVarlenAttention
-    assert _select_varlen_implementation(Tensor(np.zeros(3, np.float16)), 0.0) is ReferenceVarlenAttention
-    monkeypatch.setenv("MINITRANSFER_ATTENTION", "reference")
-    assert _select_varlen_implementation(Tensor(np.zeros(3, np.float32)), 0.0) is ReferenceVarlenAttention
-    monkeypatch.setenv("MINITRANSFER_ATTENTION", "flash")
-    with pytest.raises(ConfigError, match="MINITRANSFER_ATTENTION"):
-        _select_varlen_implementation(Tensor(np.zeros(3, np.float32)), 0.0)
-
-
-def test_varlen_attention_draws_one_seed_per_call_and_drops_out_only_in_training(monkeypatch):
+def test_varlen_attention_draws_one_seed_per_call_and_drops_out_only_in_training():
     cu, (q, k, v, gout) = packed([7, 1, 12], 8, np.float32, seed=3)
 
     def call(training):
@@ -163,12 +153,11 @@ def test_varlen_attention_draws_one_seed_per_call_and_drops_out_only_in_training
 
     minitransfer.manual_seed(7)
     first, second = call(True), call(True)
-    monkeypatch.setenv("MINITRANSFER_ATTENTION", "reference")
     minitransfer.manual_seed(7)
-    reference = call(True)  # the reference draws the same seed, so it drops the same probabilities
+    with dispatch.kernels("reference"):
+        reference = call(True)  # the reference draws the same seed, so it drops the same probabilities
     np.testing.assert_allclose(first, reference, **TOL[np.float32])
     assert not np.allclose(first, second)
-    monkeypatch.delenv("MINITRANSFER_ATTENTION")
     np.testing.assert_allclose(call(False), run(ReferenceVarlenAttention(cu), q, k, v, gout)[0], **TOL[np.float32])
 
 

@@ -6,11 +6,12 @@ catches any wrong term; float32 rounds each of ~384-term row sums: 1e-5 relative
 """
 import numpy as np
 import pytest
-from minitransfer.kernels import dropout_cpu, gelu, gelu_cpu, residual_layer_norm_cpu
+from minitransfer.kernels import dropout_rng, gelu_cpu, residual_layer_norm_cpu, residual_layer_norm_reference
 
 import minitransfer as mt
 from minitransfer import Tensor, ops
 from tests.gradcheck import check_gradients
+from tests.kernels.test_gelu_cpu import exact_gelu
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 EPS = 1e-5
@@ -30,12 +31,11 @@ def block_inputs(rows, hidden, dtype, seed=0):
 
 def composed_grads(arrays, gout, p, seed):
     """Gradients of sum(gout * LayerNorm(dropout(y + bias) + residual)) through the unfused ops, with the
-    kernel's own dropout mask (kernels/dropout_cpu.py's hash of the flat index)."""
+    kernel's own dropout mask (kernels/dropout_rng.py's hash of (row, column))."""
     y, bias, residual, weight, ln_bias = (Tensor(a.astype(np.float64), requires_grad=True) for a in arrays)
     z = y + bias
     if p > 0:
-        keep = dropout_cpu.keep_mask_reference(z.data.size, seed, p).reshape(z.shape)
-        z = z * Tensor(keep / (1 - p))
+        z = z * Tensor(dropout_rng.dropout_apply(np.ones(z.shape), seed, p))  # the scaled keep mask
     out = ops.layer_norm(z + residual, weight, ln_bias, eps=EPS)
     out.backward(gout.astype(np.float64))
     return out.numpy(), [t.grad.numpy() for t in (y, bias, residual, weight, ln_bias)]
@@ -57,10 +57,10 @@ def test_residual_layer_norm_kernel_matches_composition(dtype, p, shape):
         close(got, want, dtype)
 
 
-def test_dropout_in_the_kernel_is_dropout_cpus_mask():
+def test_dropout_in_the_kernel_is_the_references_mask():
     arrays = block_inputs(64, 96, np.float64)
     out = residual_layer_norm_cpu.forward(*arrays, EPS, 0.25, seed=99)[0]
-    close(out, residual_layer_norm_cpu.reference_forward(*arrays, EPS, 0.25, seed=99), np.float64)
+    close(out, residual_layer_norm_reference.forward(*arrays, EPS, 0.25, seed=99)[0], np.float64)
     other_seed = residual_layer_norm_cpu.forward(*arrays, EPS, 0.25, seed=100)[0]
     assert not np.allclose(out, other_seed)  # the seed matters
 
@@ -79,7 +79,7 @@ def test_residual_layer_norm_op_matches_finite_differences(training):
 def test_residual_layer_norm_op_in_eval_mode_has_no_dropout():
     arrays = block_inputs(8, 16, np.float32)
     out = ops.bias_dropout_residual_layer_norm(*arrays, eps=EPS, p=0.5, training=False).numpy()
-    close(out, residual_layer_norm_cpu.reference_forward(*arrays, EPS), np.float32)
+    close(out, residual_layer_norm_reference.forward(*arrays, EPS)[0], np.float32)
 
 
 def test_residual_layer_norm_op_gives_no_gradient_to_frozen_inputs():
@@ -97,7 +97,7 @@ def test_bias_gelu_kernel_matches_float64_gelu_of_the_sum():
     y = (rng.standard_normal((70, 48)) * 3).astype(np.float32)
     bias = rng.standard_normal(48).astype(np.float32)
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    want, want_slope = gelu.gelu_reference(y.astype(np.float64) + bias)
+    want, want_slope = exact_gelu(y.astype(np.float64) + bias)
     np.testing.assert_allclose(gelu_cpu.bias_gelu_forward(y, bias), want, rtol=1e-6, atol=2e-6)
     g_y, g_bias = gelu_cpu.bias_gelu_backward(y, bias, gy)
     np.testing.assert_allclose(g_y, want_slope * gy, rtol=1e-6, atol=1e-6)
@@ -109,7 +109,7 @@ def test_bias_gelu_op_uses_the_kernel_for_float32_and_matches_the_composition():
     y, bias = rng.standard_normal((3, 5, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32)
     fused_in = [Tensor(a, requires_grad=True) for a in (y, bias)]
     fused = ops.bias_gelu(*fused_in)
-    assert type(fused.creator).__name__ == "BiasGELU"
+    assert type(fused.creator).__name__ == "FusedBiasGELU"
     plain_in = [Tensor(a, requires_grad=True) for a in (y, bias)]
     plain = ops.gelu(plain_in[0] + plain_in[1])
     gout = rng.standard_normal(fused.shape).astype(np.float32)

@@ -1,0 +1,39 @@
+"""Losses: mean cross-entropy of integer targets, skipping an ignore_index (masked-LM and padding labels)."""
+from __future__ import annotations
+
+from minitransfer.autograd import Function, Tensor
+from minitransfer.backend import get_array_module
+
+
+class CrossEntropy(Function):
+    """Mean negative log-likelihood of integer targets under softmax(logits), skipping ignore_index.
+
+    logits: (N, C), targets: (N,) integers. Returns a scalar; 0 when every target is ignored.
+    """
+
+    def __init__(self, targets, ignore_index: int = -100):
+        self.targets, self.ignore_index = targets, ignore_index
+
+    def forward(self, logits):
+        xp = get_array_module(logits)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+        valid = self.targets != self.ignore_index
+        safe_targets = xp.where(valid, self.targets, 0)
+        picked = xp.take_along_axis(log_probs, safe_targets[:, None], axis=-1)[:, 0]
+        self.count = max(int(valid.sum()), 1)
+        self.log_probs, self.valid, self.safe_targets = log_probs, valid, safe_targets
+        return xp.asarray(-(picked * valid).sum() / self.count, dtype=logits.dtype)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        grad = xp.exp(self.log_probs)
+        rows = xp.arange(grad.shape[0])
+        grad[rows, self.safe_targets] -= 1
+        grad *= (self.valid[:, None] * (gy / self.count)).astype(grad.dtype)
+        return grad
+
+
+def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
+    """Mean cross-entropy; logits (N, C), integer targets (N,); targets equal to ignore_index are skipped."""
+    return CrossEntropy(targets.data if isinstance(targets, Tensor) else targets, ignore_index)(logits)
