@@ -76,7 +76,8 @@ class Max(Function):
         xp.put_along_axis(first, flat.argmax(-1)[..., None], True, axis=-1)
         first = xp.moveaxis(first.reshape(hits.shape if not lead else (*lead, *[self.x.shape[a] for a in self.axes])),
                             tuple(range(-len(self.axes), 0)), self.axes)
-        return first * _expand(gy, self.axes, self.keepdims)
+        # moveaxis left `first` strided: a C-ordered mask keeps the gradient C-ordered (optimizers' fast path)
+        return xp.ascontiguousarray(first) * _expand(gy, self.axes, self.keepdims)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Tensor:

@@ -12,15 +12,14 @@ reuses forward's mask.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from unittest import mock
 
 import numpy as np
 import pytest
 
 from minitransfer import Tensor, manual_seed
+from minitransfer.ops import dispatch
 from tests.gradcheck import check_gradients
 
 SAME = "same"  # torch_fn=SAME: fn itself runs on torch tensors too (operators, indexing, .sum(axis=...))
@@ -33,7 +32,7 @@ class Case:
     inputs: list  # arrays; floating ones are run in float64 (and float32 for the dtype check)
     torch_fn: Callable | str | None = None  # torch tensors (one per input) -> torch tensor, or SAME
     seed: int | None = None  # reseed before every forward: ops that draw a dropout mask
-    env: dict = field(default_factory=dict)  # environment while fn runs (kernel switches)
+    kernels: str = "auto"  # the kernel switch while fn runs: "reference" runs the Reference classes
     finite_differences: bool = True  # False where the gradient is not the derivative (padding_idx)
     f32_tol: float | None = 1e-4  # float32 vs float64; None: float32 checks the dtype only (masks drawn by dtype)
     xfail: dict = field(default_factory=dict)  # check name -> reason, for a known library bug
@@ -60,7 +59,7 @@ def _upstream(shape, dtype=np.float64) -> np.ndarray:
 
 
 def _forward(case: Case, fn: Callable, args):
-    with mock.patch.dict(os.environ, case.env):
+    with dispatch.kernels(case.kernels):
         if case.seed is not None:
             manual_seed(case.seed)
         return fn(*args)
