@@ -24,6 +24,7 @@ from minitransfer.models import (
     apply_freezing,
 )
 from minitransfer.pipelines import pipeline
+from minitransfer.profiler import profile
 from minitransfer.random import manual_seed
 from minitransfer.tasks.collators import (
     DataCollatorForLanguageModeling,
@@ -33,6 +34,7 @@ from minitransfer.tasks.collators import (
     default_data_collator,
 )
 from minitransfer.tokenization import AutoTokenizer
+from minitransfer import viz
 from minitransfer.training import (
     EarlyStoppingCallback,
     EvalPrediction,
@@ -57,4 +59,5 @@ __all__ = [
     "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening", "DataCollatorWithPadding",
     "DataCollatorForLanguageModeling", "DataCollatorForTokenClassification", "default_data_collator",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
+    "profile", "viz",
 ]
