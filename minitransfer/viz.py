@@ -45,12 +45,12 @@ def _path_note(fn) -> tuple[str, str]:
 
 def _leaf(t: Tensor, names: dict[int, str]) -> tuple[str, str]:
     """(label, style) of a leaf tensor: a trainable parameter, a frozen one, or a constant input."""
-    name = names.get(id(t)) or t.name
+    name = names.get(id(t)) or t.name or ("parameter" if isinstance(t, Parameter) else "leaf")
     if t.requires_grad:
-        return f"{name or 'leaf'}\\n{_shape(t.shape)}", TRAINABLE
+        return f"{name}\\n{_shape(t.shape)}", TRAINABLE
     if id(t) in names or isinstance(t, Parameter):
-        return f"{name or 'parameter'}\\n{_shape(t.shape)}\\nfrozen", FROZEN
-    return f"input\\n{_shape(t.shape)}", CONSTANT
+        return f"{name}\\n{_shape(t.shape)}\\nfrozen", FROZEN
+    return f"{t.name or 'input'}\\n{_shape(t.shape)}", CONSTANT
 
 
 def _node(node_id: str, label: str, style: str) -> str:

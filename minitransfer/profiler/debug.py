@@ -25,7 +25,8 @@ def _rate(flops: int | None, seconds: float) -> str:
 def op_line(record) -> str:
     """`fwd Linear  (16, 32)x(32, 32)  bert.encoder.layer.0.attention.self  0.021 ms  1.20 GFLOP/s`."""
     shapes = "x".join(str(tuple(s)) for s in record.shapes)
-    return (f"[minitransfer] {record.phase[:3]} {record.name:<28} {shapes:<36} {record.module or '(top level)':<40} "
+    phase = {"forward": "fwd", "backward": "bwd"}.get(record.phase, record.phase)
+    return (f"[minitransfer] {phase} {record.name:<28} {shapes:<36} {record.module or '(top level)':<40} "
             f"{record.seconds * 1e3:9.3f} ms {_rate(record.flops, record.seconds)}")
 
 
