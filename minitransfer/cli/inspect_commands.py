@@ -16,16 +16,12 @@ def register(commands, train_tasks) -> None:
     p = commands.add_parser("profile", help="one training step under the op-level profiler: where the time goes",
                             formatter_class=HelpFormatter)
     add_step_flags(p, batch_size=8, seq_len=128)
-    p.add_argument("--data", help="take the batch's texts (and labels) from this classification file (any format "
-                   "`train classification` reads) instead of random tokens; --seq-len truncates them")
     p.add_argument("--trace", metavar="OUT.json", help="also write a Chrome trace (open it in ui.perfetto.dev)")
     p.add_argument("--inference", action="store_true", help="profile a forward pass without gradients instead")
     p.add_argument("--compare-torch", action="store_true",
                    help="run the same step in PyTorch's profiler (transformers' model, same checkpoint) too")
     p.add_argument("--group-by", choices=["op", "module", "layer", "kind"], default="op", help="rows of the table")
     p.add_argument("--warmup", type=int, default=1, help="unprofiled steps first (numba loads, BLAS threads start)")
-    p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
-                   help="compute padding too, as transformers does")
     p.set_defaults(func=profile_step)
 
     p = commands.add_parser("graph", help="draw the autograd graph of one loss (DOT text, or SVG/PNG via graphviz)",
@@ -42,8 +38,12 @@ def add_step_flags(p: argparse.ArgumentParser, batch_size: int, seq_len: int) ->
                    help="cls: sequence classification; qa: span question answering; mlm: masked-LM")
     p.add_argument("--batch-size", type=int, default=batch_size, help="sequences in the batch")
     p.add_argument("--seq-len", type=int, default=seq_len, help="tokens per sequence (with --data: the most)")
+    p.add_argument("--data", help="take the batch's texts (and labels) from this classification file (any format "
+                   "`train classification` reads) instead of random tokens")
     p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
                    help="keep embeddings and the lower N layers fixed")
+    p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
+                   help="compute padding too, as transformers does")
 
 
 def load_model(name: str, task: str, layers: int | None = None, **overrides):
@@ -78,7 +78,7 @@ def make_batch(args, model, tokenizer) -> dict:
     drawn at random (a label per row, a span per window, 15% of the tokens masked)."""
     rng = np.random.default_rng(0)
     labels = None
-    if getattr(args, "data", None):
+    if args.data:
         from minitransfer.tasks.classification_data import read_classification_file
 
         data = read_classification_file(args.data, max_examples=args.batch_size)
@@ -112,8 +112,7 @@ def make_batch(args, model, tokenizer) -> dict:
 def _prepared(args, layers: int | None = None):
     from minitransfer import AutoTokenizer, apply_freezing
 
-    model = load_model(args.model, args.task, layers, **({} if getattr(args, "padding_free", True)
-                                                          else {"padding_free": False}))
+    model = load_model(args.model, args.task, layers, padding_free=args.padding_free)
     apply_freezing(model, freeze_layers=args.freeze_layers)
     return model, make_batch(args, model, AutoTokenizer.from_pretrained(args.model))
 

@@ -36,12 +36,16 @@ class Span(NamedTuple):
     seconds: float
 
 
+def _is_array(value) -> bool:
+    return hasattr(value, "nbytes") and hasattr(value, "ndim")  # NumPy or CuPy
+
+
 def _arrays(values):
     """The arrays among values, one level into lists and tuples (what a Function keeps on itself)."""
     for v in values:
         if isinstance(v, (list, tuple)):
-            yield from (x for x in v if hasattr(x, "nbytes") and hasattr(x, "ndim"))
-        elif hasattr(v, "nbytes") and hasattr(v, "ndim"):
+            yield from filter(_is_array, v)
+        elif _is_array(v):
             yield v
 
 
@@ -93,8 +97,10 @@ class Recorder:
         return outputs
 
     def backward(self, fn, out_grads):
-        forward, flops = self._pending.pop(id(fn), (None, None))
-        saved = forward.saved_bytes if forward else 0  # read before backward, which may free it
+        # Kept after this backward: a graph kept by retain_graph=True is walked again (the id stays the Function's
+        # while it lives; a new Function under a freed one's id overwrites the entry in its forward).
+        forward, flops = self._pending.get(id(fn), (None, None))
+        saved = forward.saved_bytes if forward else 0  # backward reads what forward saved
         start = perf_counter()
         in_grads = fn.backward(*out_grads)
         seconds = perf_counter() - start
@@ -129,7 +135,7 @@ class Recorder:
         finally:
             self._stack.pop()
             if self.keep:
-                self.spans.append(Span(path, start, perf_counter() - start))
+                self.spans.append(Span(path or type(module).__name__, start, perf_counter() - start))
 
     # ---- bookkeeping ----
     def add(self, record: Record) -> None:

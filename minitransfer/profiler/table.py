@@ -66,7 +66,8 @@ def rows(records, group_by: str = "op") -> list[Row]:
     """One Row per group, in the order the groups first ran."""
     table: dict[str, Row] = {}
     for r in records:
-        row = table.setdefault(group_key(r, group_by), Row(group_key(r, group_by)))
+        key = group_key(r, group_by)
+        row = table.setdefault(key, Row(key))
         row.calls += r.phase != "backward"
         setattr(row, f"{r.phase}_s", getattr(row, f"{r.phase}_s") + r.seconds)
         if r.flops is not None:
@@ -105,7 +106,7 @@ def format_table(table: list[Row], wall_s: float, peak_flops: float, sort_by: st
               f"{'wall clock':<{width}} {blank} {wall_s * 1e3:9.2f} {'100.0':>7}"
               f"   (peak: {peak_flops / 1e9:.1f} GFLOP/s, a float32 GEMM measured on this machine)"]
     if len(shown) < len(table):
-        lines.insert(-2, f"({len(table) - len(shown)} more rows not shown)")
+        lines.insert(-3, f"({len(table) - len(shown)} more rows not shown)")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def trace_events(records, spans, start: float) -> list[dict]:
-    events = [{"name": s.module or "(model)", "cat": "module", "ph": "X", "ts": (s.start - start) * 1e6,
+    events = [{"name": s.module, "cat": "module", "ph": "X", "ts": (s.start - start) * 1e6,
                "dur": s.seconds * 1e6, "pid": 1, "tid": 1} for s in spans]
     for r in records:
         args = {"module": r.module, "shapes": [list(s) for s in r.shapes], "flops": r.flops, "bytes": r.bytes,

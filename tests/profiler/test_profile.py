@@ -121,3 +121,13 @@ def test_debug_1_prints_a_summary_per_backward(monkeypatch, capsys):
     monkeypatch.setenv("MINITRANSFER_DEBUG", "3")
     with pytest.raises(ConfigError, match="MINITRANSFER_DEBUG"):
         debug_from_environment()
+
+
+def test_a_retained_graph_walked_twice_keeps_module_and_flops():
+    x = mt.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with mt.profile() as prof:
+        loss = (x * x).sum()
+        loss.backward(retain_graph=True)
+        loss.backward()
+    backward = [r for r in prof.records if r.phase == "backward" and r.name == "Mul"]
+    assert [r.flops for r in backward] == [12, 12]  # 6 elements, both inputs need a gradient
