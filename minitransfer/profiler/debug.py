@@ -38,5 +38,5 @@ def step_summary(step: int, records) -> str:
     ops = sum(r.phase == "forward" for r in records)
     total = seconds["forward"] + seconds["backward"]
     return (f"[minitransfer] step {step}: {ops} ops, forward {seconds['forward'] * 1e3:.1f} ms, backward "
-            f"{seconds['backward'] * 1e3:.1f} ms, {flops / 1e9:.3f} GFLOP at {_rate(flops, total).strip()}, "
-            f"{saved / 1e6:.1f} MB saved for backward")
+            f"{seconds['backward'] * 1e3:.1f} ms, {flops / 1e9:.3g} GFLOP at {_rate(flops, total).strip()}, "
+            f"{saved / 1e6:.3g} MB saved for backward")

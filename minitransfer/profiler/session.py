@@ -15,10 +15,12 @@ costs one `is None` check. Times are the host's: on CuPy arrays an op's time is 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from time import perf_counter
 
 from minitransfer import autograd
+from minitransfer.errors import ConfigError
 from minitransfer.profiler import table as tables
 from minitransfer.profiler.debug import debug_level
 from minitransfer.profiler.peak import measured_peak_flops
@@ -87,7 +89,14 @@ def profile() -> Profile:
 
 
 def debug_from_environment() -> None:
-    """MINITRANSFER_DEBUG=1|2 installs a Recorder that prints per step (1) or per op (2) and keeps nothing."""
-    level = debug_level()
+    """MINITRANSFER_DEBUG=1|2 installs a Recorder that prints per step (1) or per op (2) and keeps nothing.
+
+    A value it does not understand is a warning here (at import, before the CLI can report errors cleanly) and
+    an error in `profile()`."""
+    try:
+        level = debug_level()
+    except ConfigError as e:
+        warnings.warn(str(e), stacklevel=2)
+        return
     if level and autograd.observer is None:
         autograd.observer = Recorder(echo=level, keep=False)

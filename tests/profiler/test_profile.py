@@ -119,8 +119,10 @@ def test_debug_1_prints_a_summary_per_backward(monkeypatch, capsys):
     assert [line.split()[1:4] for line in lines] == [["step", "1:", "2"], ["step", "2:", "2"]]
     assert "forward" in lines[0] and "backward" in lines[0] and "GFLOP" in lines[0]
     monkeypatch.setenv("MINITRANSFER_DEBUG", "3")
-    with pytest.raises(ConfigError, match="MINITRANSFER_DEBUG"):
+    with pytest.warns(UserWarning, match="MINITRANSFER_DEBUG"):  # at import: a warning, not a traceback
         debug_from_environment()
+    with pytest.raises(ConfigError, match="MINITRANSFER_DEBUG"):
+        mt.profile()
 
 
 def test_a_retained_graph_walked_twice_keeps_module_and_flops():
