@@ -23,6 +23,7 @@ from minitransfer.models import (
     ModelConfig,
     apply_freezing,
 )
+from minitransfer import viz  # mt.viz.to_dot(loss)
 from minitransfer.pipelines import pipeline
 from minitransfer.profiler import profile
 from minitransfer.random import manual_seed
@@ -34,7 +35,6 @@ from minitransfer.tasks.collators import (
     default_data_collator,
 )
 from minitransfer.tokenization import AutoTokenizer
-from minitransfer import viz
 from minitransfer.training import (
     EarlyStoppingCallback,
     EvalPrediction,
