@@ -23,7 +23,9 @@ from minitransfer.models import (
     ModelConfig,
     apply_freezing,
 )
+from minitransfer import viz  # mt.viz.to_dot(loss)
 from minitransfer.pipelines import pipeline
+from minitransfer.profiler import profile
 from minitransfer.random import manual_seed
 from minitransfer.tasks.collators import (
     DataCollatorForLanguageModeling,
@@ -57,4 +59,5 @@ __all__ = [
     "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening", "DataCollatorWithPadding",
     "DataCollatorForLanguageModeling", "DataCollatorForTokenClassification", "default_data_collator",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
+    "profile", "viz",
 ]

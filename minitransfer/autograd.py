@@ -22,6 +22,8 @@ from minitransfer import backend
 _grad_enabled = True
 # Leaves that have a grad-ready hook: while it is empty, backward does no extra work for hooks.
 _hooked_leaves: weakref.WeakSet = weakref.WeakSet()
+# None, or what minitransfer.profiler installs to see every Function's forward and backward run (off: one check).
+observer = None
 
 
 def is_grad_enabled() -> bool:
@@ -201,7 +203,7 @@ class Function:
         tensors = tuple(as_tensor(x) for x in inputs)
         needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
         self.needs_input_grad = tuple(needs_grad and t.requires_grad for t in tensors)
-        outputs = self.forward(*(t.data for t in tensors))
+        outputs = self.forward(*(t.data for t in tensors)) if observer is None else observer.forward(self, tensors)
         single = not isinstance(outputs, tuple)
         outputs = (outputs,) if single else outputs
         results = tuple(Tensor(y, requires_grad=needs_grad) for y in outputs)
@@ -299,7 +301,7 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 xp = backend.get_array_module(*(t.data for t in fn.inputs))
                 g = xp.zeros(shape, dtype=dtype)
             out_grads.append(g)
-        in_grads = fn.backward(*out_grads)
+        in_grads = fn.backward(*out_grads) if observer is None else observer.backward(fn, out_grads)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         for x, gx, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
@@ -324,3 +326,5 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
     # the gradient is final now all the same.
     for leaf, _ in list(pending.values()):
         _fire_grad_ready(leaf)
+    if observer is not None:
+        observer.backward_finished()

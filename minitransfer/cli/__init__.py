@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "minitransfer.cli.classification_commands",
     "minitransfer.cli.adaptation_commands",
     "minitransfer.cli.qa_commands",
+    "minitransfer.cli.inspect_commands",
 ]
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
