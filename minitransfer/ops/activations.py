@@ -10,12 +10,15 @@ import numpy as np
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.kernels import gelu_reference
+from minitransfer.ops import costs
 from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
 
 gelu_cpu = LazyModule("minitransfer.kernels.gelu_cpu")
 
 
 class ReLU(Function):
+    cost = costs.per_element(1, 1)
+
     def forward(self, x):
         self.positive = x > 0
         return x * self.positive
@@ -30,6 +33,8 @@ def relu(x) -> Tensor:
 
 class ReferenceGELU(Function):
     """gelu(x) = x * Phi(x), the exact erf form, elementwise; x: any shape."""
+
+    cost = costs.gelu
 
     kernels = gelu_reference
 
@@ -57,6 +62,8 @@ def gelu(x) -> Tensor:
 
 class ReferenceBiasGELU(Function):
     """gelu(y + bias) for a Linear's output y (..., n) computed without its bias (n,)."""
+
+    cost = costs.bias_gelu
 
     kernels = gelu_reference
 
@@ -86,6 +93,8 @@ def bias_gelu(y, bias) -> Tensor:
 
 
 class Softmax(Function):
+    cost = costs.softmax
+
     def __init__(self, axis: int = -1):
         self.axis = axis
 
@@ -107,6 +116,8 @@ def softmax(x, axis: int = -1) -> Tensor:
 
 
 class LogSoftmax(Function):
+    cost = costs.softmax
+
     def __init__(self, axis: int = -1):
         self.axis = axis
 

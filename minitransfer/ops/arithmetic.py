@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
+from minitransfer.ops import costs
 
 
 def sum_to(grad, shape):
@@ -32,6 +33,8 @@ def operands(a, b) -> tuple[Tensor, Tensor]:
 
 
 class Add(Function):
+    cost = costs.per_element(1, 0)
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -45,6 +48,8 @@ def add(a, b) -> Tensor:
 
 
 class Sub(Function):
+    cost = costs.per_element(1, 0)
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -59,6 +64,8 @@ def sub(a, b) -> Tensor:
 
 
 class Mul(Function):
+    cost = costs.per_element(1, 1)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -74,6 +81,8 @@ def mul(a, b) -> Tensor:
 
 
 class Div(Function):
+    cost = costs.per_element(1, 2)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -89,6 +98,8 @@ def div(a, b) -> Tensor:
 
 
 class Neg(Function):
+    cost = costs.per_element(1, 0)
+
     def forward(self, x):
         return -x
 
@@ -102,6 +113,8 @@ def neg(x) -> Tensor:
 
 class Pow(Function):
     """x ** p for a constant exponent p."""
+
+    cost = costs.per_element(1, 2)
 
     def __init__(self, exponent: float):
         self.exponent = exponent
@@ -119,6 +132,8 @@ def pow(x, exponent: float) -> Tensor:  # mirrors torch.pow
 
 
 class Exp(Function):
+    cost = costs.per_element(1, 1)
+
     def forward(self, x):
         self.y = get_array_module(x).exp(x)
         return self.y
@@ -132,6 +147,8 @@ def exp(x) -> Tensor:
 
 
 class Log(Function):
+    cost = costs.per_element(1, 1)
+
     def forward(self, x):
         self.x = x
         return get_array_module(x).log(x)
@@ -145,6 +162,8 @@ def log(x) -> Tensor:
 
 
 class Sqrt(Function):
+    cost = costs.per_element(1, 2)
+
     def forward(self, x):
         self.y = get_array_module(x).sqrt(x)
         return self.y
@@ -158,6 +177,8 @@ def sqrt(x) -> Tensor:
 
 
 class Tanh(Function):
+    cost = costs.per_element(1, 3)
+
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
         return self.y
@@ -172,6 +193,8 @@ def tanh(x) -> Tensor:
 
 class MatMul(Function):
     """a @ b with NumPy's batching rules: (..., n, k) @ (..., k, m) -> (..., n, m); 1-D b allowed as (k,)."""
+
+    cost = costs.matmul
 
     def forward(self, a, b):
         if a.ndim < 2:
@@ -208,6 +231,8 @@ class Linear(Function):
 
     One GEMM per direction with the batch folded into rows, and no gradient work for a frozen W or b.
     """
+
+    cost = costs.linear
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight

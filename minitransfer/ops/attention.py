@@ -14,6 +14,7 @@ from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import attention_dropout_mask
+from minitransfer.ops import costs
 from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -23,6 +24,8 @@ attention_cpu = LazyModule("minitransfer.kernels.attention_cpu")
 class ReferenceAttention(Function):
     """softmax(q k^T / sqrt(d) + mask) (dropout) v, keeping the probabilities (and the scaled dropout mask,
     `drop_mask`) for backward."""
+
+    cost = costs.attention
 
     def __init__(self, key_padding_mask=None, dropout_p: float = 0.0):
         self.key_padding_mask = key_padding_mask
@@ -47,6 +50,8 @@ class ReferenceAttention(Function):
 
 class FusedAttention(Function):
     """The same with the fused CPU kernel; k and v are cast to q's dtype."""
+
+    cost = costs.attention
 
     def __init__(self, key_padding_mask=None, dropout_p: float = 0.0):
         self.key_padding_mask = key_padding_mask

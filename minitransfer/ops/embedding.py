@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
+from minitransfer.ops import costs
 
 
 class Embedding(Function):
@@ -10,6 +11,8 @@ class Embedding(Function):
 
     The row `padding_idx` (if given) gets no gradient, as in torch.nn.Embedding: the pad vector stays fixed.
     """
+
+    cost = costs.embedding
 
     def __init__(self, ids, padding_idx: int | None = None):
         self.ids, self.padding_idx = ids, padding_idx

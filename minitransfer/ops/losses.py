@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
+from minitransfer.ops import costs
 
 
 class CrossEntropy(Function):
@@ -10,6 +11,8 @@ class CrossEntropy(Function):
 
     logits: (N, C), targets: (N,) integers. Returns a scalar; 0 when every target is ignored.
     """
+
+    cost = costs.cross_entropy
 
     def __init__(self, targets, ignore_index: int = -100):
         self.targets, self.ignore_index = targets, ignore_index

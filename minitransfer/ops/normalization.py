@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.kernels import layer_norm_reference, residual_layer_norm_reference
+from minitransfer.ops import costs
 from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -18,6 +19,8 @@ residual_layer_norm_cpu = LazyModule("minitransfer.kernels.residual_layer_norm_c
 class ReferenceLayerNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis. x: (..., hidden); weight, bias:
     (hidden,). Saves the per-row mean and rstd; backward recomputes the normalized x from x."""
+
+    cost = costs.layer_norm
 
     kernels = layer_norm_reference
 
@@ -55,6 +58,8 @@ class ReferenceBiasDropoutResidualLayerNorm(Function):
     y, residual: (..., hidden); bias, weight, ln_bias: (hidden,). Dropout (p > 0) draws one seed per call, so
     `manual_seed` reproduces it; its mask is regenerated from the seed in backward, never stored.
     """
+
+    cost = costs.residual_layer_norm
 
     kernels = residual_layer_norm_reference
 

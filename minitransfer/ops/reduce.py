@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
+from minitransfer.ops import costs
 
 
 def _normalize_axes(axis, ndim):
@@ -22,6 +23,8 @@ def _expand(gy, axes, keepdims):
 
 
 class Sum(Function):
+    cost = costs.per_element(1, 0, reduction=True)
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -40,6 +43,8 @@ def sum(x, axis=None, keepdims: bool = False) -> Tensor:
 
 
 class Mean(Sum):
+    cost = costs.mean
+
     def forward(self, x):
         y = super().forward(x)
         self.count = 1
@@ -56,6 +61,8 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
 
 
 class Max(Function):
+    cost = costs.per_element(1, 2, reduction=True)
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 

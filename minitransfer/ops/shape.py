@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
+from minitransfer.ops import costs
 from minitransfer.ops.arithmetic import constant_like, operands, sum_to
 
 
@@ -11,6 +12,8 @@ def _array(x):
 
 
 class Reshape(Function):
+    cost = costs.data_movement
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -28,6 +31,8 @@ def reshape(x, shape) -> Tensor:
 
 class Transpose(Function):
     """Permute axes; axes=None reverses them (like ndarray.T)."""
+
+    cost = costs.data_movement
 
     def __init__(self, axes=None):
         self.axes = tuple(axes) if axes else None
@@ -50,6 +55,8 @@ def transpose(x, axes=None) -> Tensor:
 
 class GetItem(Function):
     """x[index] for slices, integers, None, Ellipsis and integer arrays (gather); backward scatters-adds."""
+
+    cost = costs.data_movement
 
     def __init__(self, index):
         self.index = index
@@ -79,6 +86,8 @@ def _is_array(i) -> bool:
 
 
 class Concat(Function):
+    cost = costs.data_movement
+
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -106,6 +115,8 @@ def concat(tensors, axis: int = 0) -> Tensor:
 
 class Where(Function):
     """where(condition, a, b); the condition is a constant boolean array, not differentiated."""
+
+    cost = costs.data_movement
 
     def __init__(self, condition):
         self.condition = condition
@@ -139,6 +150,8 @@ class TakeRows(Function):
     Unlike GetItem's general integer indexing it needs no scatter-add: rows never repeat (packing, [CLS] rows).
     """
 
+    cost = costs.data_movement
+
     def __init__(self, rows):
         self.rows = rows
 
@@ -159,6 +172,8 @@ def take_rows(x, rows) -> Tensor:
 
 class ScatterRows(Function):
     """out (num_rows, ...) = fill everywhere but out[rows] = x, for distinct rows; backward gathers gy[rows]."""
+
+    cost = costs.data_movement
 
     def __init__(self, rows, num_rows: int, fill: float = 0.0):
         self.rows, self.num_rows, self.fill = rows, num_rows, fill

@@ -17,6 +17,7 @@ from minitransfer.backend import get_array_module, to_numpy
 from minitransfer.errors import InputError
 from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import varlen_dropout_mask
+from minitransfer.ops import costs
 from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -67,6 +68,8 @@ class ReferenceVarlenAttention(Function):
     kernel's (varlen_dropout_mask of the seed), so both agree exactly; seed None draws one per call.
     """
 
+    cost = costs.varlen_attention
+
     def __init__(self, cu_seqlens, dropout_p: float = 0.0, seed: int | None = None):
         self.cu_seqlens = np.ascontiguousarray(to_numpy(cu_seqlens), dtype=np.int64)
         self.dropout_p = float(dropout_p)
@@ -108,6 +111,8 @@ class FusedVarlenAttention(Function):
     Same interface and dropout mask as ReferenceVarlenAttention; keeps only q, k, v, the output and the
     logsumexp (heads, tokens) for backward, which recomputes the probabilities and the mask.
     """
+
+    cost = costs.varlen_attention
 
     def __init__(self, cu_seqlens, dropout_p: float = 0.0, seed: int | None = None):
         self.cu_seqlens = np.ascontiguousarray(to_numpy(cu_seqlens), dtype=np.int64)

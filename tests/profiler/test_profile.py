@@ -62,7 +62,7 @@ def test_records_name_the_module_each_op_ran_in(profiled):
     modules = {(r.name, r.module) for r in prof.records if r.phase == "forward"}
     assert ("Linear", "bert.encoder.layer.1.attention.self.query") in modules
     assert ("Embedding", "bert.embeddings.word_embeddings") in modules
-    assert ("BiasGELU", "bert.encoder.layer.0.intermediate") in modules
+    assert ("FusedBiasGELU", "bert.encoder.layer.0.intermediate") in modules
     attention = [r for r in prof.records if "VarlenAttention" in r.name]
     assert [r.phase for r in attention].count("backward") == 2  # backward inherits the forward's module
     assert {r.module for r in attention} == {f"bert.encoder.layer.{i}.attention.self" for i in (0, 1)}
