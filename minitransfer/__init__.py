@@ -25,7 +25,7 @@ from minitransfer.models import (
 )
 from minitransfer.pipelines import pipeline
 from minitransfer.random import manual_seed
-from minitransfer.tasks.collators import (
+from minitransfer.data.collators import (
     DataCollatorForLanguageModeling,
     DataCollatorForTokenClassification,
     DataCollatorWithFlattening,

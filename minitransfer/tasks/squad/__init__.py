@@ -2,10 +2,11 @@
 answers, score them with the official EM/F1.
 
     examples = read_squad(path)                                    # data.py
-    features = prepare_eval_features(examples, tok)                # features.py (cache.py stores them)
+    features = prepare_eval_features(examples, tok)                # features.py (cache_dir=: data/npz_cache.py)
     start, end = run_model(model, features)                        # inference.py
     predictions = postprocess_predictions(examples, features, start, end)    # postprocess.py
     evaluate(examples, predictions)                                # metrics.py: {"exact_match", "f1"} in %
+    train_qa(model, "train.json", None, args)                      # recipe.py: fine-tune, EM/F1 per evaluation
 """
 from minitransfer.tasks.squad.baseline import overlap_sentence_baseline
 from minitransfer.tasks.squad.data import (
@@ -29,8 +30,10 @@ from minitransfer.tasks.squad.metrics import (
     normalize_answer,
 )
 from minitransfer.tasks.squad.postprocess import postprocess_predictions
+from minitransfer.tasks.squad.recipe import QuestionAnswerer, predict_squad, train_qa, window_settings
 
 __all__ = [
+    "QuestionAnswerer",
     "SquadExample",
     "SquadFeatures",
     "answer",
@@ -43,9 +46,12 @@ __all__ = [
     "postprocess_predictions",
     "prepare_eval_features",
     "prepare_train_features",
+    "predict_squad",
     "read_squad",
     "run_model",
     "sample_path",
     "to_squad_json",
+    "train_qa",
+    "window_settings",
     "write_squad",
 ]

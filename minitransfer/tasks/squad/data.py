@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
-
-_SHIPPED = Path(__file__).resolve().parents[2] / "data" / "squad"
 
 
 @dataclass
@@ -34,7 +33,7 @@ class SquadExample:
 
 def sample_path() -> Path:
     """The SQuAD slice shipped with the package (2 articles, 204 questions): minitransfer/data/squad/sample.json."""
-    return _SHIPPED / "sample.json"
+    return shipped_data_path("squad/sample.json")
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
