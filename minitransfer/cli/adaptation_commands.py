@@ -48,7 +48,7 @@ def register_train_mlm(train_tasks) -> None:
 
 
 def train_mlm(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.mlm import train_mlm as run
+    from minitransfer.tasks.mlm.recipe import train_mlm as run
 
     metrics = run(args.model, args.train, training_arguments(args, "perplexity", greater_is_better=False),
                   eval_text_file=args.eval, holdout=args.holdout, max_length=args.max_length,
@@ -80,7 +80,7 @@ def register_perplexity(commands) -> None:
 
 
 def perplexity(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.mlm import evaluate_perplexity
+    from minitransfer.tasks.mlm.recipe import evaluate_perplexity
 
     print(json.dumps(evaluate_perplexity(args.model, args.text, args.holdout, args.max_length, args.windows_per_text,
                                          args.max_examples, args.seed, allow_new_head=args.allow_new_head), indent=2))
@@ -90,7 +90,7 @@ def perplexity(args: argparse.Namespace) -> None:
 def print_fill_mask_compare(base: str, adapted: str, text: str, top_k: int = 5) -> None:
     """Both models' top-k for each [MASK] of `text`, side by side."""
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
-    from minitransfer.tasks.mlm import fill_mask
+    from minitransfer.tasks.mlm.fill_mask import fill_mask
 
     columns = []
     for path in (base, adapted):
@@ -141,8 +141,9 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def zero_shot(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.prompting import DEFAULT_PATTERN, DEFAULT_VERBALIZER, few_shot_sweep
-    from minitransfer.tasks.prompting import zero_shot as run_zero_shot
+    from minitransfer.tasks.prompting.prompts import DEFAULT_PATTERN, DEFAULT_VERBALIZER
+    from minitransfer.tasks.prompting.recipe import few_shot_sweep
+    from minitransfer.tasks.prompting.recipe import zero_shot as run_zero_shot
 
     if args.resume:
         raise UsageError("zero-shot runs keep no checkpoint to resume: rerun without --resume")
@@ -187,8 +188,8 @@ def register_probe_bias(commands) -> None:
 
 def probe_bias(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
-    from minitransfer.tasks.mlm import BUILTIN_TEMPLATES, read_template_pairs
-    from minitransfer.tasks.mlm import probe_bias as run
+    from minitransfer.tasks.mlm.bias_probe import BUILTIN_TEMPLATES, read_template_pairs
+    from minitransfer.tasks.mlm.bias_probe import probe_bias as run
 
     if args.no_builtin and not args.templates:
         raise UsageError("--no-builtin without --templates leaves no template pair to probe")
@@ -235,7 +236,7 @@ def register_distill(commands) -> None:
 
 
 def distill(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.distillation import distill as run
+    from minitransfer.tasks.distillation.recipe import distill as run
 
     result = run(args.teacher, args.model, args.train, args.eval, training_arguments(args), args.temperature,
                  args.alpha, args.format, args.max_length, args.max_train_examples, args.max_eval_examples,

@@ -54,7 +54,7 @@ def register(commands, train_tasks) -> None:
 
 
 def recipe_from_args(args) -> object:
-    from minitransfer.tasks.classification import Recipe
+    from minitransfer.tasks.classification.recipe import Recipe
 
     if args.head_only and (args.freeze_layers or args.freeze_embeddings):
         raise UsageError("--head-only already freezes the whole body: drop --freeze-layers / --freeze-embeddings, "
@@ -73,7 +73,7 @@ def recipe_from_args(args) -> object:
 
 
 def parse_recipe(name: str):
-    from minitransfer.tasks.classification import Recipe
+    from minitransfer.tasks.classification.recipe import Recipe
 
     if name == "full":
         return Recipe("full")
@@ -89,7 +89,7 @@ def parse_recipe(name: str):
 
 
 def train_classification(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.classification import train_classification as run
+    from minitransfer.tasks.classification.recipe import train_classification as run
 
     metrics = run(args.model, args.train, args.eval, training_arguments(args, args.metric), recipe_from_args(args),
                   args.format, args.max_length, args.max_train_examples, args.max_eval_examples, args.resume,
@@ -98,24 +98,26 @@ def train_classification(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.classification import evaluate_classifier
+    from minitransfer.tasks.classification.recipe import evaluate_classifier
 
     print(json.dumps(evaluate_classifier(args.model_dir, args.data, args.format, args.max_length), indent=2))
 
 
 def predict(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.classification import predict_texts
+    from minitransfer.pipelines import pipeline
 
     if args.pair and len(args.pair) != len(args.texts):
         raise UsageError(f"{len(args.texts)} texts but {len(args.pair)} --pair sentences: give one --pair per text")
-    for text, result in zip(args.texts, predict_texts(args.model_dir, args.texts, args.pair, args.max_length)):
+    inputs = [{"text": t, "text_pair": p} for t, p in zip(args.texts, args.pair)] if args.pair else args.texts
+    classify = pipeline("text-classification", model=args.model_dir, batch_size=64)
+    for text, result in zip(args.texts, classify(inputs, truncation=True, max_length=args.max_length)):
         print(f"{result['label']}\t{result['score']:.4f}\t{text}")
 
 
 def compare(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from minitransfer.tasks.classification import train_classification as run
+    from minitransfer.tasks.classification.recipe import train_classification as run
 
     recipes = [parse_recipe(name.strip()) for name in args.recipes.split(",") if name.strip()]
     if not recipes:

@@ -53,7 +53,7 @@ def add_model_and_window_flags(p: argparse.ArgumentParser) -> None:
 
 
 def train_qa(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.squad import train_qa as run
+    from minitransfer.tasks.squad.recipe import train_qa as run
 
     metrics = run(args.model, args.train, args.eval, training_arguments(args, "f1"), args.max_length, args.doc_stride,
                   args.max_train_examples, args.max_eval_examples, args.dev_fraction, args.split_by, args.cache_dir,
@@ -62,7 +62,7 @@ def train_qa(args: argparse.Namespace) -> None:
 
 
 def predict_qa(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.squad import predict_squad
+    from minitransfer.tasks.squad.recipe import predict_squad
 
     predictions = predict_squad(args.model_dir, args.data, args.max_length, args.doc_stride)
     Path(args.out).write_text(json.dumps(predictions, indent=1, ensure_ascii=False))
@@ -71,7 +71,8 @@ def predict_qa(args: argparse.Namespace) -> None:
 
 def ask(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForQuestionAnswering, AutoTokenizer
-    from minitransfer.tasks.squad import answer, window_settings
+    from minitransfer.tasks.squad import answer
+    from minitransfer.tasks.squad.recipe import window_settings
 
     if not args.question.strip():
         raise UsageError("--question is empty: give the question to answer")

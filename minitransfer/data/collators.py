@@ -208,12 +208,9 @@ class DataCollatorWithFlattening:
         self.position_ids_start, self.return_tensors = position_ids_start, return_tensors
 
     def __call__(self, features: list[dict], return_tensors: str | None = None, separator_id: int | None = None):
-        if (return_tensors or self.return_tensors) != "np":
-            raise InputError(f"return_tensors={return_tensors or self.return_tensors!r}: minitransfer returns NumPy "
-                             "arrays ('np') only")
+        _check_numpy(return_tensors or self.return_tensors)
+        _check_features(features)
         separator_id = self.separator_id if separator_id is None else separator_id
-        if not features:
-            raise InputError("cannot make a batch of zero examples")
         lengths = [len(f["input_ids"]) for f in features]
         if min(lengths) == 0:
             raise InputError(f"example {lengths.index(0)} has no token: drop empty examples before batching")

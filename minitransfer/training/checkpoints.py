@@ -1,5 +1,4 @@
-"""checkpoint-N folders: what one holds, how it is written whole, found, rotated, and read back on resume; and the
-Trainer's save_model and checkpoint methods over them (Checkpointing).
+"""The Trainer's checkpoint-N folders: written whole, found, rotated, and read back on resume.
 
     OUT/checkpoint-N/   what save_model writes (model.safetensors, config.json, tokenizer, training_args.json),
                         optimizer.npz, scheduler.json, trainer_state.json (with the RNG state), manifest.json
@@ -10,7 +9,6 @@ import json
 import re
 import shutil
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,34 +38,83 @@ class Checkpointing:
         self.args.save(directory)
 
     def _save_checkpoint(self, metrics: dict | None) -> Path:
-        """OUTPUT_DIR/checkpoint-N, written by rank 0; every rank tracks the best metric (load_best_model_at_end)."""
-        a, folder = self.args, checkpoint_path(self.output_dir, self.state.global_step)
+        """OUTPUT_DIR/checkpoint-N: written to a temp folder, then renamed (never a half checkpoint)."""
+        a = self.args
         key = a.best_metric_key
+        final = self.output_dir / f"{PREFIX}-{self.state.global_step}"
         if metrics is not None and key is not None:
             if key not in metrics:
                 raise InputError(f"metric_for_best_model {a.metric_for_best_model!r} is not among the eval metrics "
                                  f"{sorted(metrics)}")
             value, best = metrics[key], self.state.best_metric
             if best is None or (value > best if a.greater_is_better else value < best):
-                self.state.best_metric, self.state.best_model_checkpoint = value, str(folder)
-        if self.is_world_process_zero():
-            write_checkpoint(folder, self.save_model, self.model, self.optimizer, self.lr_scheduler, self.state)
-            best = Path(self.state.best_model_checkpoint) if self.state.best_model_checkpoint else None
-            rotate_checkpoints(self.output_dir, a.save_total_limit, best, a.load_best_model_at_end)
+                self.state.best_metric, self.state.best_model_checkpoint = value, str(final)
+        if self.is_world_process_zero():  # rank 0 writes; every rank tracked the best metric above
+            bad = [n for n, p in self.model.named_parameters() if not np.isfinite(backend.to_numpy(p.data)).all()]
+            if bad:
+                raise TrainingError(f"the weights hold inf or nan ({', '.join(bad[:3])}"
+                                    f"{', ...' if len(bad) > 3 else ''}) at step {self.state.global_step}: no "
+                                    "checkpoint is written from them. Lower the learning rate (--lr)")
+            tmp = final.with_name(final.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with interrupts_deferred():  # a Ctrl-C waits for the checkpoint; a kill leaves only the .tmp folder
+                self.save_model(tmp)
+                np.savez(tmp / "optimizer.npz", **self.optimizer.state_dict())
+                (tmp / "scheduler.json").write_text(json.dumps(self.lr_scheduler.state_dict(), default=json_default))
+                self.state.save_to_json(tmp / "trainer_state.json")
+                write_manifest(tmp)
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+            self._rotate_checkpoints()
         self.control = self.callback_handler.call("on_save", a, self.state, self.control)
-        return folder
+        return final
+
+    def _rotate_checkpoints(self) -> None:
+        """Keep the newest save_total_limit checkpoints; the best one counts as the newest, so it is never deleted
+        (with a limit of 1 and load_best_model_at_end, the best and the latest both stay, as in transformers)."""
+        limit = self.args.save_total_limit
+        if limit is None:
+            return
+        checkpoints = list_checkpoints(self.output_dir)
+        best = Path(self.state.best_model_checkpoint) if self.state.best_model_checkpoint else None
+        if best in checkpoints:
+            latest = checkpoints[-1]
+            checkpoints.remove(best)
+            checkpoints.append(best)
+            if limit == 1 and self.args.load_best_model_at_end and best != latest:
+                limit = 2
+        for old in checkpoints[:-limit]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _load_checkpoint(self, directory: Path) -> None:
-        """Resume from `directory`: its weights, optimizer, schedule, RNG and position, this run's step targets."""
-        saved = read_checkpoint(directory, self.args, self.comm.size, self.state.data_fingerprint, self.model,
-                                self.optimizer, self.lr_scheduler)
-        saved.max_steps, saved.num_train_epochs = self.state.max_steps, self.state.num_train_epochs
-        saved.world_size, saved.is_world_process_zero = self.comm.size, self.is_world_process_zero()
-        self.state = saved
-
-
-def checkpoint_path(output_dir: Path, step: int) -> Path:
-    return output_dir / f"{PREFIX}-{step}"
+        """Resume from `directory` after checking it is whole (its manifest) and belongs to this very run."""
+        verify_manifest(directory)
+        try:
+            saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
+            saved_args = json.loads((directory / "training_args.json").read_text())
+            current = self.args.to_dict()
+            for values, world in ((saved_args, saved_state.world_size), (current, self.comm.size)):
+                values["global_train_batch_size"] = (values["per_device_train_batch_size"] * world
+                                                     * values["gradient_accumulation_steps"])
+            changes = resume_differences(saved_args, current, saved_state.data_fingerprint,
+                                         self.state.data_fingerprint)
+            if changes:
+                raise TrainingError(f"cannot resume from {directory}: this run differs from the one that wrote it ("
+                                    + "; ".join(changes) + "). Resume with the original settings and data, or start a "
+                                    "new run in another output folder")
+            load_weights(self.model, directory)
+            with np.load(directory / "optimizer.npz") as saved:
+                self.optimizer.load_state_dict(dict(saved))
+            self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
+            if saved_state.rng_state is None:
+                raise KeyError("rng_state")
+            mt_random.numpy_rng().bit_generator.state = saved_state.rng_state
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"cannot resume from {directory}: {type(e).__name__}: {e}. The checkpoint is "
+                                  "incomplete or from another version: resume from an earlier checkpoint-N") from e
+        saved_state.max_steps, saved_state.num_train_epochs = self.state.max_steps, self.state.num_train_epochs
+        saved_state.world_size, saved_state.is_world_process_zero = self.comm.size, self.is_world_process_zero()
+        self.state = saved_state
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:
@@ -93,74 +140,7 @@ def checkpoint_to_resume(output_dir: Path, resume: str | bool | None) -> Path | 
     return path
 
 
-def rotate_checkpoints(output_dir: Path, limit: int | None, best: Path | None, keep_latest_too: bool) -> None:
-    """Keep the newest `limit` checkpoints; the best one counts as the newest, so it is never deleted (with a limit
-    of 1 and load_best_model_at_end, the best and the latest both stay, as in transformers)."""
-    if limit is None:
-        return
-    checkpoints = list_checkpoints(output_dir)
-    if best in checkpoints:
-        latest = checkpoints[-1]
-        checkpoints.remove(best)
-        checkpoints.append(best)
-        if limit == 1 and keep_latest_too and best != latest:
-            limit = 2
-    for old in checkpoints[:-limit]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def write_checkpoint(folder: Path, save_model: Callable[[Path], None], model, optimizer, scheduler,
-                     state: TrainerState) -> None:
-    """Write `folder` through a temp folder renamed at the end, so there is never a half checkpoint: a Ctrl-C waits
-    for it, a kill leaves only the .tmp folder. Weights holding inf or nan are refused (TrainingError)."""
-    bad = [n for n, p in model.named_parameters() if not np.isfinite(backend.to_numpy(p.data)).all()]
-    if bad:
-        raise TrainingError(f"the weights hold inf or nan ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
-                            f" at step {state.global_step}: no checkpoint is written from them. Lower the "
-                            "learning rate (--lr)")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with interrupts_deferred():
-        save_model(tmp)
-        np.savez(tmp / "optimizer.npz", **optimizer.state_dict())
-        (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict(), default=json_default))
-        state.save_to_json(tmp / "trainer_state.json")
-        write_manifest(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-
-
 def load_weights(model, directory: Path) -> None:
     model.load_state_dict(load_safetensors(directory / "model.safetensors"), strict=False)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
-
-
-def read_checkpoint(directory: Path, args, world_size: int, data_fingerprint: str, model, optimizer,
-                    scheduler) -> TrainerState:
-    """Load `directory` into model, optimizer, scheduler and the random generator, after checking it is whole (its
-    manifest) and belongs to this very run (settings and data); returns its TrainerState."""
-    verify_manifest(directory)
-    try:
-        saved_state = TrainerState.load_from_json(directory / "trainer_state.json")
-        saved_args = json.loads((directory / "training_args.json").read_text())
-        current = args.to_dict()
-        for values, world in ((saved_args, saved_state.world_size), (current, world_size)):
-            values["global_train_batch_size"] = (values["per_device_train_batch_size"] * world
-                                                 * values["gradient_accumulation_steps"])
-        changes = resume_differences(saved_args, current, saved_state.data_fingerprint, data_fingerprint)
-        if changes:
-            raise TrainingError(f"cannot resume from {directory}: this run differs from the one that wrote it ("
-                                + "; ".join(changes) + "). Resume with the original settings and data, or start a "
-                                "new run in another output folder")
-        load_weights(model, directory)
-        with np.load(directory / "optimizer.npz") as saved:
-            optimizer.load_state_dict(dict(saved))
-        scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
-        if saved_state.rng_state is None:
-            raise KeyError("rng_state")
-        mt_random.numpy_rng().bit_generator.state = saved_state.rng_state
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"cannot resume from {directory}: {type(e).__name__}: {e}. The checkpoint is "
-                              "incomplete or from another version: resume from an earlier checkpoint-N") from e
-    return saved_state

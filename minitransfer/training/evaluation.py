@@ -1,9 +1,8 @@
 """The Trainer's evaluate() and predict(), and the loop under them: eval mode, no graph, each rank its contiguous
-share of the data, the outputs gathered back in the dataset's order as transformers hands them over."""
+share of the data, the outputs gathered back in the dataset's order (one array, or a tuple, as transformers)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -28,7 +27,7 @@ class Evaluation:
             if dataset is None:
                 raise InputError("evaluate() needs an eval_dataset (given to the Trainer or to evaluate)")
             metrics, count = self._prediction_loop(dataset, ignore_keys).metrics, len(dataset)
-        metrics = prefixed(metrics, metric_key_prefix)
+        metrics = _prefixed(metrics, metric_key_prefix)
         runtime = time.perf_counter() - started
         metrics[f"{metric_key_prefix}_runtime"] = round(runtime, 4)
         if count:
@@ -42,66 +41,56 @@ class Evaluation:
                 metric_key_prefix: str = "test") -> PredictionOutput:
         """PredictionOutput(predictions, label_ids, metrics) over `test_dataset`, in order."""
         output = self._prediction_loop(test_dataset, ignore_keys)
-        metrics = prefixed(output.metrics, metric_key_prefix)
+        metrics = _prefixed(output.metrics, metric_key_prefix)
         self.control = self.callback_handler.call("on_predict", self.args, self.state, self.control, metrics=metrics)
         return PredictionOutput(output.predictions, output.label_ids, metrics)
 
     def _prediction_loop(self, dataset, ignore_keys=None) -> PredictionOutput:
-        comm, size = self.comm or get_communicator(), self.args.per_device_eval_batch_size
+        was_training = self.model.training
+        self.model.eval()
+        chunks: dict[str, list] = {}
+        labels: dict[str, list] = {}
+        losses, sizes = [], []
+        bs = self.args.per_device_eval_batch_size
+        comm = self.comm or get_communicator()
         shard = np.array_split(np.arange(len(dataset)), comm.size)[comm.rank]  # each rank its contiguous share
-        batches = ((len(shard[i:i + size]), self._features(dataset, shard[i:i + size]))
-                   for i in range(0, len(shard), size))
-        predictions, label_ids, loss = prediction_loop(self.model, batches, self.args.label_names, ignore_keys, comm)
+        with no_grad():
+            for start in range(0, len(shard), bs):
+                indices = shard[start:start + bs]
+                batch = self._features(dataset, indices)
+                out = self.model(**batch_to_device(batch, self.model.device))
+                for name, value in out.items():
+                    if name != "loss" and hasattr(value, "numpy") and name not in (ignore_keys or ()):
+                        chunks.setdefault(name, []).append(value.numpy())
+                if out.get("loss") is not None:
+                    losses.append(out["loss"].item())
+                    sizes.append(len(indices))
+                for name in self.args.label_names or _default_label_names(batch):
+                    labels.setdefault(name, []).append(np.asarray(batch[name]))
+        self.model.train(was_training)
+        if comm.size > 1:  # gathered in rank order: the dataset's order, on every rank
+            parts = comm.allgather_object((chunks, labels, losses, sizes))
+            chunks = {k: [c for part in parts for c in part[0].get(k, [])] for k in parts[0][0]}
+            labels = {k: [c for part in parts for c in part[1].get(k, [])] for k in parts[0][1]}
+            losses = [x for part in parts for x in part[2]]
+            sizes = [x for part in parts for x in part[3]]
+        predictions = _single([_concat_padded(v) for v in chunks.values()])
+        label_ids = _single([_concat_padded(v) for v in labels.values()]) if labels else None
         metrics = {}
         if self.compute_metrics is not None and label_ids is not None:
             metrics.update(self.compute_metrics(EvalPrediction(predictions, label_ids)))
-        if loss is not None:
-            metrics["loss"] = loss
+        if losses:
+            metrics["loss"] = float(np.average(losses, weights=sizes))
         return PredictionOutput(predictions, label_ids, metrics)
 
 
-def prediction_loop(model, batches: Iterable[tuple[int, dict]], label_names: list[str] | None = None,
-                    ignore_keys: list[str] | None = None, comm=None) -> tuple:
-    """(predictions, label_ids, loss) of `model` over `batches`, (examples, batch) pairs of this rank's share.
-
-    predictions: every array output but the loss and ignore_keys, concatenated over batches; label_ids: the
-    batches' label_names (default: start/end positions or labels); loss: the mean over examples, or None.
-    """
-    was_training = model.training
-    model.eval()
-    chunks: dict[str, list] = {}
-    labels: dict[str, list] = {}
-    losses, sizes = [], []
-    with no_grad():
-        for size, batch in batches:
-            out = model(**batch_to_device(batch, model.device))
-            for name, value in out.items():
-                if name != "loss" and hasattr(value, "numpy") and name not in (ignore_keys or ()):
-                    chunks.setdefault(name, []).append(value.numpy())
-            if out.get("loss") is not None:
-                losses.append(out["loss"].item())
-                sizes.append(size)
-            for name in label_names or default_label_names(batch):
-                labels.setdefault(name, []).append(np.asarray(batch[name]))
-    model.train(was_training)
-    if comm is not None and comm.size > 1:  # gathered in rank order: the dataset's order, on every rank
-        parts = comm.allgather_object((chunks, labels, losses, sizes))
-        chunks = {k: [c for part in parts for c in part[0].get(k, [])] for k in parts[0][0]}
-        labels = {k: [c for part in parts for c in part[1].get(k, [])] for k in parts[0][1]}
-        losses = [x for part in parts for x in part[2]]
-        sizes = [x for part in parts for x in part[3]]
-    predictions = _single([_concat_padded(v) for v in chunks.values()])
-    label_ids = _single([_concat_padded(v) for v in labels.values()]) if labels else None
-    return predictions, label_ids, (float(np.average(losses, weights=sizes)) if losses else None)
-
-
-def default_label_names(batch: dict) -> list[str]:
+def _default_label_names(batch: dict) -> list[str]:
     if "start_positions" in batch:
         return ["start_positions", "end_positions"]
     return ["labels"] if "labels" in batch else []
 
 
-def prefixed(metrics: dict, prefix: str) -> dict:
+def _prefixed(metrics: dict, prefix: str) -> dict:
     """Metric names as evaluate() returns them: "eval_accuracy" (epoch keeps its name)."""
     return {(k if k.startswith(f"{prefix}_") or k == "epoch" else f"{prefix}_{k}"): v for k, v in metrics.items()}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from minitransfer.errors import ConfigError
 from minitransfer.training.callbacks import TrainerCallback
+from minitransfer.training.plot import PlotCallback  # matplotlib is imported only when it draws
 from minitransfer.training.trainer_utils import json_default
 
 
@@ -81,8 +82,6 @@ class TensorBoardCallback(TrainerCallback):
 def reporting_callbacks(args) -> list[TrainerCallback]:
     """The callbacks args asks for: report_to "none", "csv", "tensorboard", or "all" (csv, and tensorboard if
     installed); and the curves' PNG when args.plot."""
-    from minitransfer.training.plot import PlotCallback  # noqa: PLC0415 (matplotlib is imported only there)
-
     wanted = set(args.report_to) - {"none"}
     if "all" in wanted:
         wanted = {"csv"} | ({"tensorboard"} if importlib.util.find_spec("tensorboardX") else set())

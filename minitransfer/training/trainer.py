@@ -9,11 +9,10 @@
 
 It runs epochs (or max_steps) of shuffled batches (dynamic padding; the models compute real tokens only), AdamW
 with warmup/decay and gradient clipping, gradient accumulation, logging / evaluation / checkpoints by "steps" or
-"epoch", callbacks, and a checkpoint-N/ folder per save (checkpoints.py) from which
-train(resume_from_checkpoint=True) continues the same loss curve. What minitransfer adds: the epoch order is a
-function of (seed, epoch), so a resumed run replays it exactly; Ctrl-C saves a checkpoint first; every log entry
-also goes to OUTPUT_DIR/metrics.jsonl. Beside it: prediction.py (the evaluation loop), data_parallel.py (ranks),
-reporting.py (CSV, TensorBoard, printing), run_guard.py (lock, manifests, resume checks).
+"epoch", callbacks, and a checkpoint-N/ folder per save from which train(resume_from_checkpoint=True) continues the
+same loss curve. What minitransfer adds: the epoch order is a function of (seed, epoch), so a resumed run replays it
+exactly; Ctrl-C saves a checkpoint first; every log entry also goes to OUTPUT_DIR/metrics.jsonl. The loop is here;
+beside it: batches.py, evaluation.py, checkpoints.py, data_parallel.py, reporting.py, run_guard.py.
 
 Datasets: anything with __len__ and __getitem__(i) -> dict (a list of dicts, a datasets.Dataset, our
 ArrayDataset); `label`/`label_ids` become `labels`, and columns the model's forward does not take (`sentence`,
@@ -21,6 +20,7 @@ ArrayDataset); `label`/`label_ids` become `labels`, and columns the model's forw
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -30,23 +30,24 @@ from pathlib import Path
 
 import numpy as np
 
+from minitransfer import backend
 from minitransfer import random as mt_random
-from minitransfer.data.batching import batch_to_device, example_lengths, pad_collate
-from minitransfer.distributed import get_communicator
+from minitransfer.data.batching import batch_to_device, pad_collate
+from minitransfer.distributed import GradientReducer, check_identical, get_communicator
 from minitransfer.errors import ConfigError, InputError, TrainingError
 from minitransfer.optim import AdamW, clip_grad_norm_, get_scheduler, param_groups_for_weight_decay
 from minitransfer.training.arguments import TrainingArguments
-from minitransfer.training.batches import collate, epoch_steps, forward_arguments, steps_in_epoch, total_steps
+from minitransfer.training.batches import Batching, forward_arguments
 from minitransfer.training.callbacks import CallbackHandler, TrainerControl, TrainerState
 from minitransfer.training.checkpoints import Checkpointing, checkpoint_to_resume, list_checkpoints, load_weights
-from minitransfer.training.data_parallel import DataParallel
+from minitransfer.training.data_parallel import start_ranks
 from minitransfer.training.evaluation import Evaluation
 from minitransfer.training.reporting import reporting_callbacks
 from minitransfer.training.run_guard import OutputDirLock, dataset_fingerprint, interrupts_deferred
 from minitransfer.training.trainer_utils import TrainOutput, json_default
 
 
-class Trainer(Evaluation, Checkpointing):
+class Trainer(Batching, Evaluation, Checkpointing):
     """Train `model` (its forward returns `loss` when given labels) on `train_dataset`; transformers' signature.
 
     compute_metrics(EvalPrediction) -> dict: `logits, labels = eval_pred`; keys come back "eval_"-prefixed.
@@ -91,27 +92,6 @@ class Trainer(Evaluation, Checkpointing):
     def remove_callback(self, callback) -> None:
         self.callback_handler.remove_callback(callback)
 
-    # ---- batches (batches.py) ----
-    def _features(self, dataset, indices) -> dict:
-        """The collated batch of `indices`: labels renamed, columns the model does not take dropped."""
-        accepted = self._accepted if self.args.remove_unused_columns else None
-        return collate(dataset, indices, self.data_collator, accepted)
-
-    def _example_lengths(self) -> np.ndarray | None:
-        """The training examples' token counts, when the batches depend on them (group_by_length, token budget)."""
-        if (self.args.group_by_length or self.args.max_tokens_per_batch) and self._lengths is None:
-            self._lengths = example_lengths(self.train_dataset)
-        return self._lengths
-
-    def _epoch_steps(self, epoch: int) -> list[list[np.ndarray]]:
-        return epoch_steps(len(self.train_dataset), self.args, self._world_size(), epoch, self._example_lengths())
-
-    def steps_per_epoch(self, epoch: int = 0) -> int:
-        return steps_in_epoch(len(self.train_dataset), self.args, self._world_size(), epoch, self._example_lengths())
-
-    def total_steps(self) -> int:
-        return total_steps(len(self.train_dataset), self.args, self._world_size(), self._example_lengths())
-
     # ---- setup ----
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
         a = self.args
@@ -128,7 +108,9 @@ class Trainer(Evaluation, Checkpointing):
 
     # ---- ranks (data parallelism, data_parallel.py; one process: rank 0 of 1) ----
     comm = None
-    _ranks: DataParallel | None = None
+    reducer: GradientReducer | None = None
+    _check_replicas = 0  # every this many steps, check that all ranks hold the same weights (0: never)
+    _sparse_embedding = None  # the word embedding, averaged by its touched rows (GradientReducer row_sparse)
 
     def _world_size(self) -> int:
         return self.comm.size if self.comm is not None else get_communicator().size
@@ -155,8 +137,9 @@ class Trainer(Evaluation, Checkpointing):
         finally:
             if lock is not None:
                 lock.release()
-            if self._ranks is not None:
-                self._ranks.close()
+            if self.reducer is not None:
+                self.reducer.remove()
+                self.reducer = None
             self._training = False
 
     def _train(self, checkpoint: Path | None) -> TrainOutput:
@@ -177,7 +160,8 @@ class Trainer(Evaluation, Checkpointing):
             if a.overwrite_output_dir:  # a new run: the old run's checkpoints must not be taken for this one's
                 for old in list_checkpoints(self.output_dir):
                     shutil.rmtree(old, ignore_errors=True)
-        self._ranks = DataParallel(self.comm, self.model, a, len(self.train_dataset), self.state.data_fingerprint)
+        self.reducer, self._sparse_embedding, self._check_replicas = start_ranks(
+            self.model, a, len(self.train_dataset), self.state.data_fingerprint, self.comm)
         if self.is_world_process_zero():
             a.save(self.output_dir)
         self._every_steps = {name: _every(getattr(a, f"{name}_steps"), total) for name in ("logging", "eval", "save")}
@@ -236,7 +220,8 @@ class Trainer(Evaluation, Checkpointing):
             self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
             self.state.epoch = epoch + (index + 1) / steps_in_epoch
             self.state.rng_state = mt_random.numpy_rng().bit_generator.state  # at the step boundary
-        self._ranks.check_replicas(self.state.global_step)
+        if self.reducer is not None and self._check_replicas and self.state.global_step % self._check_replicas == 0:
+            check_identical(self.model.named_parameters(), self.comm)  # MINITRANSFER_CHECK_REPLICAS=N (debug)
         self._running.append(loss)
         self._losses.append(loss)
         lr = self.lr_scheduler.get_last_lr()[0]
@@ -289,15 +274,17 @@ class Trainer(Evaluation, Checkpointing):
 
         Each rank's loss is weighted by its share of the global batch, so N ranks x batch b take exactly the step
         one process takes on batch N * b (an uneven last batch included)."""
-        ranks, world = self._ranks, self.comm.size
-        total, count = 0.0, 0
+        comm, world = self.comm, self.comm.size
+        total, count, token_ids = 0.0, 0, []
         for i, indices in enumerate(micro_batches):
-            mine = ranks.share(indices)
-            with ranks.accumulating(last=i == len(micro_batches) - 1):
+            mine = np.array_split(indices, world)[comm.rank] if world > 1 else indices
+            syncing = self.reducer is None or i == len(micro_batches) - 1
+            with contextlib.nullcontext() if syncing else self.reducer.no_sync():
                 if len(mine) == 0:  # an uneven tail left this rank nothing: it still joins the averaging
                     continue
                 batch = self._features(self.train_dataset, mine)
-                ranks.saw(batch)
+                if self._sparse_embedding is not None:
+                    token_ids.append(np.asarray(backend.to_numpy(batch["input_ids"])).ravel())
                 loss = self.compute_loss(self.model, batch_to_device(batch, self.model.device))
                 value = loss.item()
                 if world == 1 and not math.isfinite(value):
@@ -306,11 +293,16 @@ class Trainer(Evaluation, Checkpointing):
                 weight = len(mine) * world / len(indices) / len(micro_batches)
                 (loss * weight if weight != 1.0 else loss).backward()
                 total, count = total + value * len(mine), count + len(mine)
-        ranks.average_gradients()
-        total, count = ranks.sum(total, count)
-        if world > 1 and not math.isfinite(total):  # every rank sees it: all stop together
-            self.optimizer.zero_grad()
-            raise self._diverged(f"the loss is {total / max(count, 1)}")
+        if self.reducer is not None:
+            ids = np.concatenate(token_ids) if token_ids else np.zeros(0, dtype=np.int64)
+            self.reducer.finish({id(self._sparse_embedding): ids} if self._sparse_embedding is not None else {})
+        if world > 1:
+            sums = np.array([total, count], dtype=np.float64)
+            comm.allreduce(sums)
+            total, count = float(sums[0]), int(sums[1])
+            if not math.isfinite(total):  # every rank sees it: all stop together
+                self.optimizer.zero_grad()
+                raise self._diverged(f"the loss is {total / max(count, 1)}")
         return total / max(count, 1)
 
     def _diverged(self, what: str) -> TrainingError:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from minitransfer.cli import main
-from minitransfer.data import shipped_data_path
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.models import BertForMaskedLM
 
 REVIEWS = str(shipped_data_path("movie_reviews/reviews.txt"))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import minitransfer as mt
-from minitransfer.data import shipped_data_path
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
-from minitransfer.tasks.classification import read_classification_file
+from minitransfer.tasks.classification.data import read_classification_file
 
 transformers = pytest.importorskip("transformers")
 

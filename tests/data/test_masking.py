@@ -4,8 +4,9 @@ import pytest
 
 from minitransfer import AutoTokenizer
 from minitransfer import random as mt_random
-from minitransfer.data import MLMMasker, shipped_data_path
-from minitransfer.tasks.mlm import read_text_lines
+from minitransfer.data.masking import MLMMasker
+from minitransfer.data.shipped import shipped_data_path
+from minitransfer.tasks.mlm.data import read_text_lines
 
 VOCAB, CLS, SEP, PAD, MASK, UNK = 1000, 101, 102, 0, 103, 100
 

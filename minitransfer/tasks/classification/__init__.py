@@ -5,30 +5,3 @@
     make_compute_metrics(train.label_names)                    # metrics.py: accuracy, macro-F1, F1
     train_classification(model, "train.tsv", "dev.tsv", args)  # recipe.py: fine-tune, keep the best model
 """
-from minitransfer.tasks.classification.data import (
-    ClassificationDataset,
-    Example,
-    detect_format,
-    read_classification_file,
-)
-from minitransfer.tasks.classification.features import encode_classification
-from minitransfer.tasks.classification.metrics import (
-    accuracy,
-    classification_metrics,
-    macro_f1,
-    make_compute_metrics,
-    precision_recall_f1,
-)
-from minitransfer.tasks.classification.recipe import (
-    Recipe,
-    evaluate_classifier,
-    load_classifier,
-    predict_texts,
-    train_classification,
-)
-
-__all__ = [
-    "ClassificationDataset", "Example", "Recipe", "accuracy", "classification_metrics", "detect_format",
-    "encode_classification", "evaluate_classifier", "load_classifier", "macro_f1", "make_compute_metrics",
-    "precision_recall_f1", "predict_texts", "read_classification_file", "train_classification",
-]

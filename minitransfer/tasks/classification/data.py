@@ -14,6 +14,7 @@ Bad input raises one InputError naming the file, the line and what to do.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections import Counter
@@ -132,16 +133,10 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def read_classification_file(
-    path: str | Path,
-    format: str | None = None,
-    label_names: list[str] | None = None,
-    max_examples: int | None = None,
-    *,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    label_column: str | None = None,
-) -> ClassificationDataset:
+def read_classification_file(path: str | Path, format: str | None = None, label_names: list[str] | None = None,
+                             max_examples: int | None = None, *, text_column: str | None = None,
+                             text_pair_column: str | None = None, label_column: str | None = None
+                             ) -> ClassificationDataset:
     """Read a classification file into a ClassificationDataset.
 
     format: one of FORMATS; sniffed by detect_format when None.
@@ -159,13 +154,14 @@ def read_classification_file(
     columns = (text_column, text_pair_column, label_column)
     try:
         if format in ("glue", "msr"):
-            rows = list(_limit(_read_glue(path, format, *columns), max_examples))
+            rows = _read_glue(path, format, *columns)
         elif format == "sms":
-            rows = list(_limit(_read_sms(path), max_examples))
+            rows = _read_sms(path)
         elif format == "csv":
-            rows = list(_limit(_read_csv(path, *columns), max_examples))
+            rows = _read_csv(path, *columns)
         else:
-            rows = list(_limit(_read_jsonl(path, *columns), max_examples))
+            rows = _read_jsonl(path, *columns)
+        rows = list(itertools.islice(rows, max_examples))  # the readers are generators: no line past the limit
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not UTF-8 text ({e}); convert it to UTF-8") from None
     if not rows:
@@ -180,13 +176,6 @@ def _existing_file(path: str | Path) -> Path:
     if not path.is_file():
         raise InputError(f"data file {path} does not exist (or is not a file); check the path")
     return path
-
-
-def _limit(rows: Iterator[_RawRow], max_examples: int | None) -> Iterator[_RawRow]:
-    for i, row in enumerate(rows):
-        if max_examples is not None and i >= max_examples:
-            return
-        yield row
 
 
 def _default_label_names(labels: list[str]) -> list[str]:

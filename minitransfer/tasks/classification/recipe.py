@@ -1,14 +1,10 @@
-"""Fine-tuning recipes for sequence classification: one run, evaluation, prediction, and comparisons."""
+"""Fine-tuning recipes for sequence classification: one run (with its freezing recipe) and evaluation."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from minitransfer import random as mt_random
-from minitransfer.autograd import no_grad
-from minitransfer.errors import InputError
 from minitransfer.models import AutoConfig, AutoModelForSequenceClassification, apply_freezing
 from minitransfer.tasks.classification.data import read_classification_file
 from minitransfer.tasks.classification.features import encode_classification
@@ -68,30 +64,6 @@ def train_classification(model: str, train_file: str, eval_file: str | None, arg
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     trainer.save_model(args.output_dir)  # the best model (load_best_model_at_end), beside its checkpoints
     return run_summary(trainer, output)
-
-
-def predict_texts(model_dir: str, texts: list[str], text_pairs: list[str] | None = None, max_length: int = 128,
-                  batch_size: int = 64) -> list[dict]:
-    """Label and probabilities for each text with a fine-tuned classifier directory."""
-    if not texts:
-        raise InputError("no text to classify")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, allow_new_head=False).eval()
-    names = getattr(model.config, "id2label", None) or {i: str(i) for i in range(model.config.num_labels)}
-    names = {int(k): v for k, v in names.items()}
-    results = []
-    with no_grad():
-        for start in range(0, len(texts), batch_size):
-            pairs = text_pairs[start:start + batch_size] if text_pairs else None
-            enc = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
-                            max_length=max_length, return_tensors="np")
-            logits = model(**enc).logits.numpy().astype(np.float64)
-            probs = np.exp(logits - logits.max(-1, keepdims=True))
-            probs /= probs.sum(-1, keepdims=True)
-            for row in probs:
-                results.append({"label": names[int(row.argmax())], "score": float(row.max()),
-                                "probabilities": {names[i]: float(p) for i, p in enumerate(row)}})
-    return results
 
 
 def evaluate_classifier(model_dir: str, eval_file: str, data_format: str | None = None, max_length: int = 128,

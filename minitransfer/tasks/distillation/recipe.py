@@ -15,8 +15,10 @@ from minitransfer.backend import to_device, to_numpy
 from minitransfer.data.batching import SEQUENCE_KEYS, ArrayDataset
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification
-from minitransfer.tasks.classification import Recipe, encode_classification, load_classifier, make_compute_metrics
 from minitransfer.tasks.classification.data import read_classification_file
+from minitransfer.tasks.classification.features import encode_classification
+from minitransfer.tasks.classification.metrics import make_compute_metrics
+from minitransfer.tasks.classification.recipe import Recipe, load_classifier
 from minitransfer.tasks.distillation.loss import DistillationModel
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training import EvalPrediction, Trainer, TrainingArguments

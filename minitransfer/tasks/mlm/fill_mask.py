@@ -25,21 +25,27 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[dict]]:
     with no_grad():
         inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         logits = model(**inputs).logits.numpy()[0]
+    return mask_predictions(tokenizer, ids, positions, logits[positions], top_k)
+
+
+def mask_predictions(tokenizer, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray, top_k: int = 5,
+                     target_ids: np.ndarray | None = None, skip_special_tokens: bool = True) -> list[list[dict]]:
+    """The top_k predictions at each mask of `ids` (its positions; logits (n_masks, vocab)), scored by the softmax
+    over the vocabulary; target_ids: only those tokens. Shared with the fill-mask pipeline."""
+    logits = logits.astype(np.float64)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if target_ids is not None:
+        probs, top_k = probs[:, target_ids], min(top_k, len(target_ids))
     results = []
-    for pos in positions:
-        row = logits[pos].astype(np.float64)
-        probs = np.exp(row - row.max())
-        probs /= probs.sum()
-        top = np.argsort(-probs, kind="stable")[:top_k]
+    for position, row in zip(positions, probs):
         predictions = []
-        for token in top:
+        for j in np.argsort(-row, kind="stable")[:top_k]:
+            token = int(j if target_ids is None else target_ids[j])
             filled = ids.copy()
-            filled[pos] = token
-            predictions.append({
-                "score": float(probs[token]),
-                "token": int(token),
-                "token_str": tokenizer.decode([int(token)]),
-                "sequence": tokenizer.decode(filled.tolist(), skip_special_tokens=True),
-            })
+            filled[position] = token
+            filled = filled[filled != tokenizer.pad_token_id]
+            predictions.append({"score": float(row[j]), "token": token, "token_str": tokenizer.decode([token]),
+                                "sequence": tokenizer.decode(filled.tolist(), skip_special_tokens=skip_special_tokens)})
         results.append(predictions)
     return results

@@ -26,17 +26,6 @@ PERPLEXITY_NOTE = ("masked-LM pseudo-perplexity: exp(mean cross-entropy) over a 
                    "perplexity")
 
 
-def load_mlm_model(model: str, head_only: bool = False):
-    """(masked-LM model, names of newly initialized head weights, names of frozen weights).
-
-    head_only: freeze the body (the decoder, tied to the word embeddings, stays fixed with it).
-    """
-    mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
-    new = list(mlm.loading_info["missing_keys"])
-    frozen = apply_freezing(mlm, head_only=True) if head_only else []
-    return mlm, new, frozen
-
-
 def held_out_lines(text_file: str, eval_text_file: str | None, holdout: float,
                    max_train_examples: int | None = None, max_eval_examples: int | None = None, seed: int = 0):
     """(train lines, held-out lines): the eval file, or else the last `holdout` fraction of the text file.
@@ -73,7 +62,9 @@ def train_mlm(model: str, text_file: str, args: TrainingArguments, *, eval_text_
     train_lines, held_lines = held_out_lines(text_file, eval_text_file, holdout, max_train_examples, max_eval_examples,
                                              args.seed)
     mt_random.manual_seed(args.seed)
-    mlm, new, frozen = load_mlm_model(model, head_only)
+    mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
+    new = list(mlm.loading_info["missing_keys"])
+    frozen = apply_freezing(mlm, head_only=True) if head_only else []  # the decoder, tied to the embeddings, too
     if new:
         print(f"new masked-LM head (not in {model}, randomly initialized): {', '.join(new)}")
     train = encode_texts(train_lines, tokenizer, max_length, windows_per_text)

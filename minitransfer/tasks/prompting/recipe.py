@@ -37,28 +37,22 @@ def _check_verbalizer(words, dataset: ClassificationDataset) -> None:
                          f"{dataset.label_names}: give one word per label, in label order")
 
 
-def prompt_evaluate(mlm, tokenizer, data: ClassificationDataset, pattern: str = DEFAULT_PATTERN,
-                    verbalizer=DEFAULT_VERBALIZER, max_length: int = 128, batch_size: int = 64) -> dict:
-    """Accuracy (and macro-F1, F1) of a masked-LM model used through pattern and verbalizer, without training."""
-    _check_verbalizer(verbalizer, data)
-    classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
-    args = TrainingArguments(output_dir=".", per_device_eval_batch_size=batch_size, disable_tqdm=True)
-    trainer = Trainer(classifier, args, eval_dataset=encode_prompt_dataset(data, tokenizer, pattern, max_length),
-                      processing_class=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
-    logits, labels, _ = trainer.predict(trainer.eval_dataset)
-    metrics = trainer.compute_metrics(EvalPrediction(logits, labels))
-    metrics["predicted_counts"] = np.bincount(logits.argmax(-1), minlength=data.num_labels).tolist()
-    return metrics
-
-
 def zero_shot(model: str, data_file: str, pattern: str = DEFAULT_PATTERN, verbalizer=DEFAULT_VERBALIZER,
               data_format: str | None = None, max_length: int = 128, max_eval_examples: int | None = None,
               batch_size: int = 64) -> dict:
-    """Zero-shot metrics of `model` (a directory with an MLM head, or a headless one given a random head)."""
+    """Accuracy (and macro-F1, F1) of `model` used through pattern and verbalizer, without training (a directory
+    with an MLM head, or a headless one given a random head)."""
     tokenizer = AutoTokenizer.from_pretrained(model)
     data = read_classification_file(data_file, data_format, max_examples=max_eval_examples)
     mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
-    metrics = prompt_evaluate(mlm, tokenizer, data, pattern, verbalizer, max_length, batch_size)
+    _check_verbalizer(verbalizer, data)
+    classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
+    args = TrainingArguments(output_dir=".", per_device_eval_batch_size=batch_size, disable_tqdm=True)
+    trainer = Trainer(classifier, args, processing_class=tokenizer,
+                      compute_metrics=make_compute_metrics(data.label_names))
+    logits, labels, _ = trainer.predict(encode_prompt_dataset(data, tokenizer, pattern, max_length))
+    metrics = trainer.compute_metrics(EvalPrediction(logits, labels))
+    metrics["predicted_counts"] = np.bincount(logits.argmax(-1), minlength=data.num_labels).tolist()
     metrics["random_head"] = bool(mlm.loading_info["missing_keys"])
     metrics["examples"] = len(data)
     return metrics

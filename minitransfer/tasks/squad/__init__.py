@@ -30,10 +30,8 @@ from minitransfer.tasks.squad.metrics import (
     normalize_answer,
 )
 from minitransfer.tasks.squad.postprocess import postprocess_predictions
-from minitransfer.tasks.squad.recipe import QuestionAnswerer, predict_squad, train_qa, window_settings
 
 __all__ = [
-    "QuestionAnswerer",
     "SquadExample",
     "SquadFeatures",
     "answer",
@@ -46,12 +44,9 @@ __all__ = [
     "postprocess_predictions",
     "prepare_eval_features",
     "prepare_train_features",
-    "predict_squad",
     "read_squad",
     "run_model",
     "sample_path",
     "to_squad_json",
-    "train_qa",
-    "window_settings",
     "write_squad",
 ]

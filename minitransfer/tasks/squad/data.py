@@ -114,9 +114,8 @@ def write_squad(examples: list[SquadExample], path: str | os.PathLike, version: 
     return path
 
 
-def article_split(
-    examples: list[SquadExample], dev_fraction: float = 0.1, seed: int = 0, by: str = "title"
-) -> tuple[list[SquadExample], list[SquadExample]]:
+def article_split(examples: list[SquadExample], dev_fraction: float = 0.1, seed: int = 0,
+                  by: str = "title") -> tuple[list[SquadExample], list[SquadExample]]:
     """Split into (train, dev) so that no article is in both; each keeps the input order.
 
     Articles (by="title"), or paragraphs (by="context", for a file that is one big "article", such as

@@ -4,9 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minitransfer.data import shipped_data_path
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
-from minitransfer.tasks.classification import ClassificationDataset, Example, detect_format, read_classification_file
+from minitransfer.tasks.classification.data import (
+    ClassificationDataset,
+    Example,
+    detect_format,
+    read_classification_file,
+)
 
 SHARED = Path("/work/shared/data")
 BOM = "\ufeff"

@@ -5,7 +5,7 @@ import pytest
 from minitransfer import Tensor
 from minitransfer import random as mt_random
 from minitransfer.models import DistilBertForSequenceClassification, ModelConfig
-from minitransfer.tasks.distillation import DistillationModel, distillation_loss
+from minitransfer.tasks.distillation.loss import DistillationModel, distillation_loss
 from tests.gradcheck import check_gradients
 
 

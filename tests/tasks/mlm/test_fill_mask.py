@@ -6,7 +6,7 @@ import pytest
 
 from minitransfer import AutoModelForMaskedLM, AutoTokenizer
 from minitransfer.errors import InputError
-from minitransfer.tasks.mlm import fill_mask
+from minitransfer.tasks.mlm.fill_mask import fill_mask
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torch")

@@ -4,18 +4,13 @@ import pytest
 
 from minitransfer import AutoTokenizer, ops
 from minitransfer import random as mt_random
-from minitransfer.data import MLMMasker, shipped_data_path
+from minitransfer.data.masking import MLMMasker
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
 from minitransfer.models import BertForMaskedLM, DistilBertForMaskedLM, ModelConfig
-from minitransfer.tasks.mlm import (
-    TextDataset,
-    encode_texts,
-    fixed_masking,
-    masked_lm_perplexity,
-    read_text_lines,
-    split_holdout,
-    token_logits_at,
-)
+from minitransfer.tasks.mlm.data import TextDataset, encode_texts, fixed_masking, read_text_lines, split_holdout
+from minitransfer.tasks.mlm.perplexity import masked_lm_perplexity
+from minitransfer.tasks.mlm.token_logits import token_logits_at
 from tests.data.test_masking import CLS, MASK, PAD, SEP, UNK, VOCAB, synthetic_batch
 
 

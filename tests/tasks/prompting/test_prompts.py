@@ -4,17 +4,17 @@ import pytest
 
 from minitransfer import AutoTokenizer
 from minitransfer import random as mt_random
-from minitransfer.data import shipped_data_path
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
 from minitransfer.models import BertForMaskedLM, ModelConfig
-from minitransfer.tasks.classification import read_classification_file
-from minitransfer.tasks.prompting import (
+from minitransfer.tasks.classification.data import read_classification_file
+from minitransfer.tasks.prompting.prompts import (
     PromptClassifier,
     encode_prompts,
-    sample_few_shot,
     verbalizer_logits,
     verbalizer_token_ids,
 )
+from minitransfer.tasks.prompting.recipe import sample_few_shot
 
 TEXTS = ["a charming and often affecting journey .", "unflinchingly bleak and desperate",
          "the movie was a flat , lifeless rehash of better films that came before it ."]
