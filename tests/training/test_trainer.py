@@ -8,7 +8,7 @@ from minitransfer.data.batching import ArrayDataset, example_lengths
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
 from minitransfer.random import manual_seed
-from minitransfer.training import Trainer, TrainingArguments
+from minitransfer.training import PrinterCallback, Trainer, TrainingArguments
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             max_position_embeddings=32)
@@ -77,7 +77,7 @@ def test_interrupted_run_resumes_on_the_same_loss_curve(tmp_path):
     straight.train()
     first = make_trainer(tmp_path / "b", max_steps=30)
     first.__class__ = InterruptedTrainer
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 17: state saved to .*checkpoint-17"):
         first.train()
     assert len(losses(tmp_path / "b")) == 17
     resumed = make_trainer(tmp_path / "b", max_steps=30)
@@ -158,3 +158,15 @@ def test_padding_free_off_trains_on_the_padded_path_and_is_recorded(tmp_path):
     trainer.train()
     assert trainer.model.config.padding_free is False and trainer.model.bert.config.padding_free is False
     assert json.loads((tmp_path / "training_args.json").read_text())["padding_free"] is False
+
+
+def test_the_trainer_prints_nothing_and_a_printer_callback_prints_each_evaluation(tmp_path, capsys):
+    make_trainer(tmp_path / "quiet", max_steps=4, eval_strategy="steps", eval_steps=2).train()
+    assert capsys.readouterr().out == ""
+    loud = make_trainer(tmp_path / "loud", max_steps=4, eval_strategy="steps", eval_steps=2)
+    loud.add_callback(PrinterCallback())
+    loud.train()
+    loud.evaluate()  # outside train(): not printed
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["eval", "eval", "done"]
+    assert json.loads(lines[0][len("eval "):])["step"] == 2 and "train_runtime" in json.loads(lines[2][len("done "):])
