@@ -83,7 +83,7 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
 def classification_batches(path: Path, tokenizer, n_batches: int, batch_size: int, seed: int,
                            max_length: int = 128) -> list[dict[str, np.ndarray]]:
     """Random batches of a classification file, each padded to its longest row (truncation at max_length)."""
-    from minitransfer.tasks.classification_data import read_classification_file
+    from minitransfer.tasks.classification.data import read_classification_file
 
     data = read_classification_file(path)
     labels = data.labels()

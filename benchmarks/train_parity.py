@@ -22,10 +22,11 @@ import time
 import numpy as np
 
 from minitransfer import random as mt_random
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.io.hub import resolve_model_path
 from minitransfer.models import AutoModelForSequenceClassification
-from minitransfer.tasks.classification import encode_classification
-from minitransfer.tasks.classification_data import read_classification_file, shipped_data_path
+from minitransfer.tasks.classification.data import read_classification_file
+from minitransfer.tasks.classification.features import encode_classification
 from minitransfer.tokenization import AutoTokenizer
 from minitransfer.training import Trainer, TrainingArguments
 

@@ -27,7 +27,7 @@ from minitransfer import viz  # mt.viz.to_dot(loss)
 from minitransfer.pipelines import pipeline
 from minitransfer.profiler import profile
 from minitransfer.random import manual_seed
-from minitransfer.tasks.collators import (
+from minitransfer.data.collators import (
     DataCollatorForLanguageModeling,
     DataCollatorForTokenClassification,
     DataCollatorWithFlattening,

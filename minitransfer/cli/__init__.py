@@ -147,8 +147,8 @@ def _run(argv: list[str]) -> int:
         return _error(e, EXIT_USAGE)
     except (MiniTransferError, OSError) as e:
         return _error(e, EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return _error("interrupted", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as e:  # the Trainer's names the checkpoint it saved first
+        return _error(str(e) or "interrupted", EXIT_INTERRUPTED)
 
 
 def _error(message: object, status: int) -> int:

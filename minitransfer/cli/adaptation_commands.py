@@ -8,7 +8,7 @@ import argparse
 import json
 
 from minitransfer.cli import HelpFormatter, UsageError
-from minitransfer.cli.classification_commands import FORMATS, add_training_flags, training_arguments
+from minitransfer.cli.training_options import FORMATS, add_training_flags, printing_callbacks, training_arguments
 
 PERPLEXITY_HELP = ("held-out figures are masked-LM pseudo-perplexity: exp(mean MLM loss) over one fixed, seeded 15% "
                    "masking of the held-out text (the same positions for every model), not a left-to-right perplexity")
@@ -48,14 +48,14 @@ def register_train_mlm(train_tasks) -> None:
 
 
 def train_mlm(args: argparse.Namespace) -> None:
-    from minitransfer.training.mlm import train_mlm as run
+    from minitransfer.tasks.mlm.recipe import train_mlm as run
 
     metrics = run(args.model, args.train, training_arguments(args, "perplexity", greater_is_better=False),
                   eval_text_file=args.eval, holdout=args.holdout, max_length=args.max_length,
                   windows_per_text=args.windows_per_text, whole_word=args.whole_word_mask,
                   mlm_probability=args.mlm_probability, head_only=args.head_only,
                   max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                  perplexity_seed=args.perplexity_seed, resume=args.resume)
+                  perplexity_seed=args.perplexity_seed, resume=args.resume, callbacks=printing_callbacks())
     if "perplexity_before" in metrics:
         print(f"held-out masked-LM pseudo-perplexity: before {metrics['perplexity_before']:.2f}, "
               f"after {metrics['perplexity_after']:.2f} ({metrics['heldout_masked_tokens']:,} masked tokens, "
@@ -80,7 +80,7 @@ def register_perplexity(commands) -> None:
 
 
 def perplexity(args: argparse.Namespace) -> None:
-    from minitransfer.training.mlm import evaluate_perplexity
+    from minitransfer.tasks.mlm.recipe import evaluate_perplexity
 
     print(json.dumps(evaluate_perplexity(args.model, args.text, args.holdout, args.max_length, args.windows_per_text,
                                          args.max_examples, args.seed, allow_new_head=args.allow_new_head), indent=2))
@@ -90,7 +90,7 @@ def perplexity(args: argparse.Namespace) -> None:
 def print_fill_mask_compare(base: str, adapted: str, text: str, top_k: int = 5) -> None:
     """Both models' top-k for each [MASK] of `text`, side by side."""
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
-    from minitransfer.tasks.fill_mask import fill_mask
+    from minitransfer.tasks.mlm.fill_mask import fill_mask
 
     columns = []
     for path in (base, adapted):
@@ -141,9 +141,9 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def zero_shot(args: argparse.Namespace) -> None:
-    from minitransfer.tasks.prompting import DEFAULT_PATTERN, DEFAULT_VERBALIZER
-    from minitransfer.training.few_shot import few_shot_sweep
-    from minitransfer.training.few_shot import zero_shot as run_zero_shot
+    from minitransfer.tasks.prompting.prompts import DEFAULT_PATTERN, DEFAULT_VERBALIZER
+    from minitransfer.tasks.prompting.recipe import few_shot_sweep
+    from minitransfer.tasks.prompting.recipe import zero_shot as run_zero_shot
 
     if args.resume:
         raise UsageError("zero-shot runs keep no checkpoint to resume: rerun without --resume")
@@ -162,7 +162,8 @@ def zero_shot(args: argparse.Namespace) -> None:
         print(json.dumps(metrics, indent=2))
         return
     result = few_shot_sweep(args.model, args.train, args.eval, ks, seeds, training_arguments(args), pattern, verbalizer,
-                            args.format, args.max_length, args.max_eval_examples, args.compare_classifier)
+                            args.format, args.max_length, args.max_eval_examples, args.compare_classifier,
+                            printing_callbacks())
     print(f"\n{'method':<12}{'k':>6}{'mean acc':>10}{'std':>8}{'runs':>6}")
     for method, by_k in result["summary"].items():
         for k, (mean, std, n) in by_k.items():
@@ -187,8 +188,8 @@ def register_probe_bias(commands) -> None:
 
 def probe_bias(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
-    from minitransfer.tasks.bias import BUILTIN_TEMPLATES, read_template_pairs
-    from minitransfer.tasks.bias import probe_bias as run
+    from minitransfer.tasks.mlm.bias_probe import BUILTIN_TEMPLATES, read_template_pairs
+    from minitransfer.tasks.mlm.bias_probe import probe_bias as run
 
     if args.no_builtin and not args.templates:
         raise UsageError("--no-builtin without --templates leaves no template pair to probe")
@@ -235,11 +236,11 @@ def register_distill(commands) -> None:
 
 
 def distill(args: argparse.Namespace) -> None:
-    from minitransfer.training.distillation import distill as run
+    from minitransfer.tasks.distillation.recipe import distill as run
 
     result = run(args.teacher, args.model, args.train, args.eval, training_arguments(args), args.temperature,
                  args.alpha, args.format, args.max_length, args.max_train_examples, args.max_eval_examples,
-                 args.speed_repeats)
+                 args.speed_repeats, printing_callbacks())
     print(f"\n{'':<9}{'accuracy':>10}{'examples/s':>12}{'parameters':>14}")
     for who in ("teacher", "student"):
         print(f"{who:<9}{result[who + '_accuracy']:>10.4f}{result[who + '_examples_per_s']:>12.1f}"

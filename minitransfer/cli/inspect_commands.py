@@ -79,7 +79,7 @@ def make_batch(args, model, tokenizer) -> dict:
     rng = np.random.default_rng(0)
     labels = None
     if args.data:
-        from minitransfer.tasks.classification_data import read_classification_file
+        from minitransfer.tasks.classification.data import read_classification_file
 
         data = read_classification_file(args.data, max_examples=args.batch_size)
         batch = dict(tokenizer(data.texts(), data.text_pairs(), padding=True, truncation=True, max_length=args.seq_len,

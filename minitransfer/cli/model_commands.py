@@ -31,7 +31,7 @@ def fetch(args: argparse.Namespace) -> None:
 
 def fill_mask(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForMaskedLM, AutoTokenizer
-    from minitransfer.tasks.fill_mask import fill_mask as run
+    from minitransfer.tasks.mlm.fill_mask import fill_mask as run
 
     if args.compare:
         from minitransfer.cli.adaptation_commands import print_fill_mask_compare

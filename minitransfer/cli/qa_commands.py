@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from minitransfer.cli import HelpFormatter, UsageError
-from minitransfer.cli.classification_commands import add_training_flags, training_arguments
+from minitransfer.cli.training_options import add_training_flags, printing_callbacks, training_arguments
 from minitransfer.errors import InputError
 
 
@@ -22,26 +22,18 @@ def register(commands, train_tasks) -> None:
 
     p = commands.add_parser("predict-qa", help="predict qa DIR --data F --out predictions.json",
                             formatter_class=HelpFormatter)
-    p.add_argument("model_dir", help="fine-tuned QA model directory (from train qa)")
+    add_model_and_window_flags(p)
     p.add_argument("--data", required=True, help="SQuAD-format JSON")
     p.add_argument("--out", required=True, help="where to write {id: answer}")
-    p.add_argument("--max-length", type=int,
-                   help="tokens per window (default: the run's own, from qa_args.json, else 384)")
-    p.add_argument("--doc-stride", type=int,
-                   help="tokens shared by consecutive windows (default: the run's own, else 128)")
     p.set_defaults(func=predict_qa)
 
     p = commands.add_parser("qa", help="answer one question about a context (of any length)",
                             formatter_class=HelpFormatter)
-    p.add_argument("model_dir", help="fine-tuned QA model directory (from train qa)")
+    add_model_and_window_flags(p)
     p.add_argument("--question", required=True, help="the question to answer")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--context", help="the text to find the answer in")
     group.add_argument("--context-file", help="a file holding the context")
-    p.add_argument("--max-length", type=int,
-                   help="tokens per window (default: the run's own, from qa_args.json, else 384)")
-    p.add_argument("--doc-stride", type=int,
-                   help="tokens shared by consecutive windows (default: the run's own, else 128)")
     p.set_defaults(func=ask)
 
     p = commands.add_parser("eval-squad", help="official SQuAD v1.1 EM/F1 of a predictions file",
@@ -51,17 +43,26 @@ def register(commands, train_tasks) -> None:
     p.set_defaults(func=eval_squad)
 
 
+def add_model_and_window_flags(p: argparse.ArgumentParser) -> None:
+    """A fine-tuned QA directory and its window settings (by default the run's own)."""
+    p.add_argument("model_dir", help="fine-tuned QA model directory (from train qa)")
+    p.add_argument("--max-length", type=int,
+                   help="tokens per window (default: the run's own, from qa_args.json, else 384)")
+    p.add_argument("--doc-stride", type=int,
+                   help="tokens shared by consecutive windows (default: the run's own, else 128)")
+
+
 def train_qa(args: argparse.Namespace) -> None:
-    from minitransfer.training.qa import train_qa as run
+    from minitransfer.tasks.squad.recipe import train_qa as run
 
     metrics = run(args.model, args.train, args.eval, training_arguments(args, "f1"), args.max_length, args.doc_stride,
                   args.max_train_examples, args.max_eval_examples, args.dev_fraction, args.split_by, args.cache_dir,
-                  args.resume)
+                  args.resume, printing_callbacks())
     print(json.dumps(metrics, indent=2))
 
 
 def predict_qa(args: argparse.Namespace) -> None:
-    from minitransfer.training.qa import predict_squad
+    from minitransfer.tasks.squad.recipe import predict_squad
 
     predictions = predict_squad(args.model_dir, args.data, args.max_length, args.doc_stride)
     Path(args.out).write_text(json.dumps(predictions, indent=1, ensure_ascii=False))
@@ -71,7 +72,7 @@ def predict_qa(args: argparse.Namespace) -> None:
 def ask(args: argparse.Namespace) -> None:
     from minitransfer import AutoModelForQuestionAnswering, AutoTokenizer
     from minitransfer.tasks.squad import answer
-    from minitransfer.training.qa import window_settings
+    from minitransfer.tasks.squad.recipe import window_settings
 
     if not args.question.strip():
         raise UsageError("--question is empty: give the question to answer")

@@ -19,9 +19,8 @@ import numpy as np
 
 from minitransfer.autograd import no_grad
 from minitransfer.backend import cupy_module, normalize_device
+from minitransfer.data.batching import SEQUENCE_KEYS, pad_collate
 from minitransfer.errors import InputError
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def resolve_device(device: int | str | None) -> str:
@@ -55,23 +54,8 @@ def check_positive_int(name: str, value: Any) -> int:
 def encoding_rows(encoding) -> list[dict[str, np.ndarray]]:
     """The rows of a tokenizer output (return_tensors="np"), each cut to its real tokens: {name: (seq,)}."""
     lengths = encoding["attention_mask"].sum(axis=1)
-    return [{name: encoding[name][i, :n] for name in MODEL_INPUTS if name in encoding}
+    return [{name: encoding[name][i, :n] for name in SEQUENCE_KEYS if name in encoding}
             for i, n in enumerate(lengths)]
-
-
-def pad_rows(rows: list[dict[str, np.ndarray]], pad_token_id: int) -> dict[str, np.ndarray]:
-    """Rows of unequal length as one batch: (batch, longest) int64 arrays, padded on the right.
-
-    input_ids get pad_token_id, attention_mask and token_type_ids 0 on padding.
-    """
-    width = max(len(row["input_ids"]) for row in rows)
-    batch = {}
-    for name in rows[0]:
-        array = np.full((len(rows), width), pad_token_id if name == "input_ids" else 0, dtype=np.int64)
-        for i, row in enumerate(rows):
-            array[i, :len(row[name])] = row[name]
-        batch[name] = array
-    return batch
 
 
 class Pipeline:
@@ -122,7 +106,7 @@ class Pipeline:
         with no_grad():
             for begin in range(0, len(rows), batch_size):
                 chunk = rows[begin:begin + batch_size]
-                batch = pad_rows(chunk, self.tokenizer.pad_token_id)
+                batch = pad_collate(chunk, self.tokenizer.pad_token_id)  # (batch, longest)
                 outputs.extend(self.forward(batch, [len(row["input_ids"]) for row in chunk]))
         results, at = [], 0
         for item_rows, state in prepared:

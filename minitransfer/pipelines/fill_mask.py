@@ -21,6 +21,7 @@ from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForMaskedLM
 from minitransfer.models.heads import MaskedLM
 from minitransfer.pipelines.base import Pipeline, check_positive_int
+from minitransfer.tasks.mlm.fill_mask import mask_predictions
 
 logger = logging.getLogger("minitransfer")
 TOKENIZER_OPTIONS = ("truncation", "max_length")
@@ -99,28 +100,7 @@ class FillMaskPipeline(Pipeline):
 
     def postprocess(self, state, outputs, options):
         ids, positions = state
-        logits = outputs[0].astype(np.float64)
-        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
-        target_ids = options.get("target_ids")
-        top_k = options.get("top_k", 5)
-        if target_ids is not None:
-            probs = probs[:, target_ids]
-            top_k = min(top_k, len(target_ids))
         single = len(positions) == 1
-        results = []
-        for position, row in zip(positions, probs):
-            predictions = []
-            for j in np.argsort(-row, kind="stable")[:top_k]:
-                token = int(j if target_ids is None else target_ids[j])
-                filled = ids.copy()
-                filled[position] = token
-                filled = filled[filled != self.tokenizer.pad_token_id]
-                predictions.append({
-                    "score": float(row[j]),
-                    "token": token,
-                    "token_str": self.tokenizer.decode([token]),
-                    "sequence": self.tokenizer.decode(filled, skip_special_tokens=single),
-                })
-            results.append(predictions)
+        results = mask_predictions(self.tokenizer, ids, positions, outputs[0], options.get("top_k", 5),
+                                   options.get("target_ids"), skip_special_tokens=single)
         return results[0] if single else results

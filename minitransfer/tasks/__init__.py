@@ -1,14 +1,10 @@
-"""Tasks: data readers and metrics (classification here; other tasks add their own modules)."""
-from minitransfer.tasks.classification_data import (
-    ClassificationDataset,
-    Example,
-    detect_format,
-    read_classification_file,
-    shipped_data_path,
-)
-from minitransfer.tasks.metrics import accuracy, classification_metrics, macro_f1, precision_recall_f1
+"""Tasks, one package each: its data reading, features, metrics, model glue and training recipe (recipe.py).
 
-__all__ = [
-    "ClassificationDataset", "Example", "accuracy", "classification_metrics", "detect_format", "macro_f1",
-    "precision_recall_f1", "read_classification_file", "shipped_data_path",
-]
+    classification/   sentence (pair) classification: GLUE / MSR / SMS / CSV / JSONL readers, accuracy and F1
+    squad/            span question answering: SQuAD JSON, windows over long contexts, answers, EM/F1
+    mlm/              masked-LM domain adaptation and pseudo-perplexity; fill-mask; the gender-bias probe
+    prompting/        classification by pattern and verbalizer (PET): zero-shot and few-shot
+    distillation/     a fine-tuned classifier taught to a smaller student
+
+A task builds on training/ (the Trainer) and data/ (batching, collators, masking); nothing below imports a task.
+"""

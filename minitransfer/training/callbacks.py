@@ -9,6 +9,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+from minitransfer.errors import ConfigError
+from minitransfer.training.trainer_utils import json_default
+
 
 @dataclasses.dataclass
 class TrainerState:
@@ -32,7 +35,7 @@ class TrainerState:
     world_size: int = 1  # ranks the run trained on (a resume may use another number, same global batch)
 
     def save_to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, default=_json_default) + "\n")
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, default=json_default) + "\n")
 
     @classmethod
     def load_from_json(cls, path: str | Path) -> TrainerState:
@@ -120,8 +123,6 @@ class EarlyStoppingCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not args.load_best_model_at_end or args.metric_for_best_model is None:
-            from minitransfer.errors import ConfigError
-
             raise ConfigError("EarlyStoppingCallback needs load_best_model_at_end=True and a metric_for_best_model "
                               "(it stops on the metric the best model is chosen by)")
 
@@ -135,73 +136,3 @@ class EarlyStoppingCallback(TrainerCallback):
         self.early_stopping_patience_counter = 0 if improved else self.early_stopping_patience_counter + 1
         if self.early_stopping_patience_counter >= self.early_stopping_patience:
             control.should_training_stop = True
-
-
-class CSVLoggerCallback(TrainerCallback):
-    """report_to="csv": OUTPUT_DIR/log_history.csv, one row per log entry, a column for every key seen so far
-    (rewritten at each log, so the file is always whole)."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        import csv
-
-        columns = ["step", "epoch"] + sorted({k for h in state.log_history for k in h} - {"step", "epoch"})
-        path = Path(args.output_dir) / "log_history.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(state.log_history)
-        tmp.replace(path)
-
-
-class TensorBoardCallback(TrainerCallback):
-    """report_to="tensorboard": every numeric log value as a scalar in OUTPUT_DIR/runs, through tensorboardX (the
-    torch-free writer)."""
-
-    def __init__(self):
-        try:
-            from tensorboardX import SummaryWriter  # noqa: PLC0415 (optional)
-        except ImportError as e:
-            from minitransfer.errors import ConfigError
-
-            raise ConfigError("report_to='tensorboard' needs tensorboardX: pip install tensorboardX") from e
-        self._writer_class, self.writer = SummaryWriter, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.writer = self._writer_class(logdir=str(Path(args.output_dir) / "runs"))
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.writer is None:
-            return
-        for key, value in (logs or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "epoch"):
-                self.writer.add_scalar(key, value, state.global_step)
-        self.writer.flush()
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def reporting_callbacks(report_to: list[str]) -> list[TrainerCallback]:
-    """The callbacks report_to asks for: "none", "csv", "tensorboard", or "all" (csv, and tensorboard if installed)."""
-    import importlib.util
-
-    wanted = set(report_to) - {"none"}
-    if "all" in wanted:
-        wanted = {"csv"} | ({"tensorboard"} if importlib.util.find_spec("tensorboardX") else set())
-    return ([CSVLoggerCallback()] if "csv" in wanted else []) + (
-        [TensorBoardCallback()] if "tensorboard" in wanted else [])
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")

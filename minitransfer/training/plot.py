@@ -1,17 +1,25 @@
-"""A PNG of a run's curves from its metrics.jsonl: training loss by step, eval metrics by step.
+"""A PNG of a run's curves from its log history: training loss by step, eval metrics by step.
 
 matplotlib is an optional extra (`pip install 'minitransfer[plot]'`), imported only here.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from minitransfer.errors import InputError
+from minitransfer.training.callbacks import TrainerCallback
 
 
-def plot_metrics(metrics_file: str | Path, png_file: str | Path) -> Path:
-    """Draw loss (left) and every numeric eval metric (right) from metrics.jsonl into `png_file`."""
+class PlotCallback(TrainerCallback):
+    """plot=True: OUT/curves.png at the end of training, from the run's log history (rank 0 only)."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            plot_metrics(state.log_history, Path(args.output_dir) / "curves.png")
+
+
+def plot_metrics(records: list[dict], png_file: str | Path) -> Path:
+    """Draw loss (left) and every numeric eval metric (right) of the log entries `records` into `png_file`."""
     try:
         import matplotlib  # noqa: PLC0415
 
@@ -19,7 +27,6 @@ def plot_metrics(metrics_file: str | Path, png_file: str | Path) -> Path:
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as e:
         raise InputError("--plot needs matplotlib: pip install 'minitransfer[plot]'") from e
-    records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
     train = [r for r in records if "loss" in r]
     evals = [r for r in records if any(k.startswith("eval_") for k in r)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))

@@ -1,15 +1,19 @@
-"""What keeps a run's work safe: a lock on its output folder, checkpoint manifests, and what must not change
-between a run and its resume.
+"""What keeps a run's work safe: a lock on its output folder, checkpoint manifests, what must not change
+between a run and its resume, and a Ctrl-C held until a step or a checkpoint is whole.
 
     lock = OutputDirLock(out).acquire()   # OUT/.lock holds our pid; another live holder is refused
     write_manifest(folder); verify_manifest(folder)   # names, sizes and sha256 of every file
     resume_differences(saved_args, args, saved_fingerprint, fingerprint)   # what changed, by name
+    with interrupts_deferred(): ...       # a Ctrl-C inside is raised at the end of the block
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +134,20 @@ def resume_differences(saved: dict, current: dict, saved_fingerprint: str | None
     if saved_fingerprint is not None and saved_fingerprint != fingerprint:
         changes.append("training data: another set of examples (its fingerprint differs)")
     return changes
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it: a step or a checkpoint is never cut in half.
+    Only the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

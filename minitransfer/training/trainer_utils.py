@@ -1,4 +1,5 @@
-"""What the Trainer hands back, with transformers' names: EvalPrediction, TrainOutput, PredictionOutput."""
+"""What the Trainer hands back, with transformers' names (EvalPrediction, TrainOutput, PredictionOutput), and
+the few helpers recipes share around it."""
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -65,3 +66,14 @@ def without_evaluation(args):
     if args.eval_strategy == "no" and not args.load_best_model_at_end:
         return args
     return dataclasses.replace(args, eval_strategy="no", load_best_model_at_end=False)
+
+
+def json_default(value):
+    """json.dumps' default= for NumPy scalars and arrays (metrics, states and schedules hold them)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from minitransfer.cli import main
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.models import BertForMaskedLM
-from minitransfer.tasks import shipped_data_path
 
 REVIEWS = str(shipped_data_path("movie_reviews/reviews.txt"))
 SST_TRAIN = str(shipped_data_path("sst2/train_subset.tsv"))

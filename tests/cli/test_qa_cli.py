@@ -3,7 +3,7 @@ import json
 
 from minitransfer.cli import main
 from minitransfer.tasks.squad import sample_path
-from minitransfer.training.qa import QuestionAnswerer
+from minitransfer.tasks.squad.recipe import QuestionAnswerer
 
 
 def test_train_predict_evaluate_and_ask(tiny_model, tmp_path, capsys):

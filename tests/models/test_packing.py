@@ -16,7 +16,7 @@ from minitransfer.models import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
-from minitransfer.tasks.mlm import token_logits_at
+from minitransfer.tasks.mlm.token_logits import token_logits_at
 from minitransfer.tokenization import AutoTokenizer
 from tests.models.test_parity import NO_DROPOUT, batch, relative_error
 

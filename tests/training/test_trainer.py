@@ -4,18 +4,11 @@ import json
 import numpy as np
 import pytest
 
+from minitransfer.data.batching import ArrayDataset, example_lengths
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
 from minitransfer.random import manual_seed
-from minitransfer.tasks.batching import (
-    ArrayDataset,
-    epoch_order,
-    example_lengths,
-    length_grouped_order,
-    pad_collate,
-    token_budget_batches,
-)
-from minitransfer.training import Trainer, TrainingArguments
+from minitransfer.training import PrinterCallback, Trainer, TrainingArguments
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             max_position_embeddings=32)
@@ -84,23 +77,12 @@ def test_interrupted_run_resumes_on_the_same_loss_curve(tmp_path):
     straight.train()
     first = make_trainer(tmp_path / "b", max_steps=30)
     first.__class__ = InterruptedTrainer
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 17: state saved to .*checkpoint-17"):
         first.train()
     assert len(losses(tmp_path / "b")) == 17
     resumed = make_trainer(tmp_path / "b", max_steps=30)
     resumed.train(resume_from_checkpoint=True)
     np.testing.assert_allclose(losses(tmp_path / "b"), losses(tmp_path / "a"), rtol=1e-5)
-
-
-def test_group_by_length_is_a_shuffled_permutation_with_less_padding():
-    lengths = np.random.default_rng(0).integers(3, 60, 1000)
-    order = length_grouped_order(lengths, batch_size=8, seed=1, epoch=0, megabatch_batches=10)
-    assert sorted(order) == list(range(1000))  # every example once
-    assert lengths[order[0]] == lengths.max()  # the longest batch comes first: a batch too big fails at once
-    padded = lambda o: sum(lengths[o[i:i + 8]].max() * len(o[i:i + 8]) for i in range(0, len(o), 8))  # noqa: E731
-    assert padded(order) < 0.75 * padded(epoch_order(1000, 1, 0))
-    np.testing.assert_array_equal(order, length_grouped_order(lengths, 8, 1, 0, 10))  # replayable on resume
-    assert not np.array_equal(order, length_grouped_order(lengths, 8, 1, 1, 10))  # a new order each epoch
 
 
 def test_group_by_length_trains_and_resumes_on_the_same_curve(tmp_path):
@@ -148,30 +130,12 @@ def test_empty_training_set_is_a_clear_error(tmp_path):
         trainer.train()
 
 
-def test_pad_collate_pads_dynamically():
-    batch = pad_collate([{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1], "labels": 1},
-                         {"input_ids": [4], "attention_mask": [1], "labels": 0}], pad_token_id=0)
-    np.testing.assert_array_equal(batch["input_ids"], [[1, 2, 3], [4, 0, 0]])
-    np.testing.assert_array_equal(batch["attention_mask"], [[1, 1, 1], [1, 0, 0]])
-    np.testing.assert_array_equal(batch["labels"], [1, 0])
-
-
 def test_plot_writes_a_png_of_the_curves(tmp_path):
     pytest.importorskip("matplotlib")
     trainer = make_trainer(tmp_path, max_steps=4, plot=True)
     trainer.train()
     png = (tmp_path / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-
-
-def test_token_budget_batches_hold_at_most_the_budget_and_cover_the_epoch():
-    lengths = np.array([5, 9, 3, 12, 7, 7, 1, 20])
-    order = np.array([3, 0, 7, 6, 1, 2, 5, 4])
-    batches = token_budget_batches(order, lengths, 14)
-    np.testing.assert_array_equal(np.concatenate(batches), order)
-    assert [lengths[b].sum() for b in batches] == [12, 5, 20, 13, 14]  # 20 alone: longer than the budget
-    with pytest.raises(InputError, match="max_tokens_per_batch"):
-        token_budget_batches(order, lengths, 0)
 
 
 def test_trainer_with_a_token_budget_runs_exactly_its_epochs(tmp_path):
@@ -194,3 +158,15 @@ def test_padding_free_off_trains_on_the_padded_path_and_is_recorded(tmp_path):
     trainer.train()
     assert trainer.model.config.padding_free is False and trainer.model.bert.config.padding_free is False
     assert json.loads((tmp_path / "training_args.json").read_text())["padding_free"] is False
+
+
+def test_the_trainer_prints_nothing_and_a_printer_callback_prints_each_evaluation(tmp_path, capsys):
+    make_trainer(tmp_path / "quiet", max_steps=4, eval_strategy="steps", eval_steps=2).train()
+    assert capsys.readouterr().out == ""
+    loud = make_trainer(tmp_path / "loud", max_steps=4, eval_strategy="steps", eval_steps=2)
+    loud.add_callback(PrinterCallback())
+    loud.train()
+    loud.evaluate()  # outside train(): not printed
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["eval", "eval", "done"]
+    assert json.loads(lines[0][len("eval "):])["step"] == 2 and "train_runtime" in json.loads(lines[2][len("done "):])

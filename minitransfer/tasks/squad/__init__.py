@@ -2,10 +2,11 @@
 answers, score them with the official EM/F1.
 
     examples = read_squad(path)                                    # data.py
-    features = prepare_eval_features(examples, tok)                # features.py (cache.py stores them)
+    features = prepare_eval_features(examples, tok)                # features.py (cache_dir=: data/npz_cache.py)
     start, end = run_model(model, features)                        # inference.py
     predictions = postprocess_predictions(examples, features, start, end)    # postprocess.py
     evaluate(examples, predictions)                                # metrics.py: {"exact_match", "f1"} in %
+    train_qa(model, "train.json", None, args)                      # recipe.py: fine-tune, EM/F1 per evaluation
 """
 from minitransfer.tasks.squad.baseline import overlap_sentence_baseline
 from minitransfer.tasks.squad.data import (

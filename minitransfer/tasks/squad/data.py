@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
-
-_SHIPPED = Path(__file__).resolve().parents[2] / "data" / "squad"
 
 
 @dataclass
@@ -34,7 +33,7 @@ class SquadExample:
 
 def sample_path() -> Path:
     """The SQuAD slice shipped with the package (2 articles, 204 questions): minitransfer/data/squad/sample.json."""
-    return _SHIPPED / "sample.json"
+    return shipped_data_path("squad/sample.json")
 
 
 def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
@@ -115,9 +114,8 @@ def write_squad(examples: list[SquadExample], path: str | os.PathLike, version: 
     return path
 
 
-def article_split(
-    examples: list[SquadExample], dev_fraction: float = 0.1, seed: int = 0, by: str = "title"
-) -> tuple[list[SquadExample], list[SquadExample]]:
+def article_split(examples: list[SquadExample], dev_fraction: float = 0.1, seed: int = 0,
+                  by: str = "title") -> tuple[list[SquadExample], list[SquadExample]]:
     """Split into (train, dev) so that no article is in both; each keeps the input order.
 
     Articles (by="title"), or paragraphs (by="context", for a file that is one big "article", such as

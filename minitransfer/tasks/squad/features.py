@@ -2,7 +2,7 @@
 
     feats = prepare_train_features(train_examples, tok, max_length=384, doc_stride=128)
     feats.input_ids, feats.start_positions        # (n_windows, 384), (n_windows,)
-    feats = prepare_eval_features(dev_examples, tok)
+    feats = prepare_eval_features(dev_examples, tok, cache_dir="cache/")    # stored, reused when nothing changed
     feats.offset_mapping, feats.example_index     # (n_windows, 384, 2) with -1 off the context, (n_windows,)
 
 Each window is `[CLS] question [SEP] context-slice [SEP] [PAD]...`: the question (left-stripped) whole, the
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minitransfer.data import npz_cache
 from minitransfer.errors import InputError
 from minitransfer.tasks.squad.data import SquadExample
 
@@ -38,6 +39,10 @@ CHUNK = 1000
 # Longer than any text: the tokenizer then truncates nothing and does not warn that a context is long.
 _NO_LIMIT = 2**31 - 1
 SKIP_REASONS = ("empty_context", "empty_question", "question_too_long", "answer_mismatch")
+# Bump when the feature layout or the windowing rule changes, so old cache files stop matching.
+CACHE_FORMAT = 1
+_ARRAYS = ("input_ids", "attention_mask", "token_type_ids", "example_index", "example_id",
+           "start_positions", "end_positions", "offset_mapping")
 
 
 @dataclass
@@ -70,6 +75,16 @@ class SquadFeatures:
     def max_length(self) -> int:
         return self.input_ids.shape[1]
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every array (None ones left out) and the skip counts: what the feature cache stores."""
+        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
+        return {**arrays, "skipped": np.array([self.skipped[r] for r in SKIP_REASONS], dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SquadFeatures:
+        return cls(**{name: arrays.get(name) for name in _ARRAYS},
+                   skipped=dict(zip(SKIP_REASONS, (int(x) for x in arrays["skipped"]))))
+
     def model_inputs(self, rows: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
         """input_ids, attention_mask, token_type_ids of the windows `rows`: what a model call takes."""
         return {
@@ -79,13 +94,8 @@ class SquadFeatures:
         }
 
 
-def prepare_train_features(
-    examples: Sequence[SquadExample],
-    tokenizer,
-    max_length: int = 384,
-    doc_stride: int = 128,
-    cache_dir: str | os.PathLike | None = None,
-) -> SquadFeatures:
+def prepare_train_features(examples: Sequence[SquadExample], tokenizer, max_length: int = 384, doc_stride: int = 128,
+                           cache_dir: str | os.PathLike | None = None) -> SquadFeatures:
     """Training windows with start_positions/end_positions of each example's first answer.
 
     tokenizer: a minitransfer BertTokenizer (AutoTokenizer.from_pretrained). With `cache_dir`, the result is
@@ -95,32 +105,31 @@ def prepare_train_features(
     return _cached("train", examples, tokenizer, max_length, doc_stride, cache_dir)
 
 
-def prepare_eval_features(
-    examples: Sequence[SquadExample],
-    tokenizer,
-    max_length: int = 384,
-    doc_stride: int = 128,
-    cache_dir: str | os.PathLike | None = None,
-) -> SquadFeatures:
+def prepare_eval_features(examples: Sequence[SquadExample], tokenizer, max_length: int = 384, doc_stride: int = 128,
+                          cache_dir: str | os.PathLike | None = None) -> SquadFeatures:
     """Evaluation windows with the context offsets post-processing needs (answers are not read)."""
     return _cached("eval", examples, tokenizer, max_length, doc_stride, cache_dir)
 
 
 def _cached(kind: str, examples, tokenizer, max_length: int, doc_stride: int, cache_dir) -> SquadFeatures:
+    """The features, from cache_dir/squad-{kind}-{key}.npz when one matches every input, else built (and stored)."""
     _check_lengths(max_length, doc_stride)
     if len(examples) == 0:
         raise InputError("no SQuAD examples to prepare; pass a non-empty list (read_squad gives one)")
     if cache_dir is None:
         return _build(kind, examples, tokenizer, max_length, doc_stride)
-    from minitransfer.tasks.squad import cache  # cache imports this module
-
-    path = cache.cache_path(cache_dir, kind, examples, tokenizer, max_length, doc_stride)
-    features = cache.load_features(path)
-    if features is None:
+    records = ([ex.id, ex.title, ex.context, ex.question, [[a["text"], a["answer_start"]] for a in ex.answers]]
+               for ex in examples)
+    key = [CACHE_FORMAT, npz_cache.fingerprint(records), npz_cache.tokenizer_fingerprint(tokenizer), int(max_length),
+           int(doc_stride)]
+    path = npz_cache.cache_path(cache_dir, f"squad-{kind}", key)
+    arrays = npz_cache.load_arrays(path, required=_ARRAYS[:5] + ("skipped",))
+    if arrays is None:
         features = _build(kind, examples, tokenizer, max_length, doc_stride)
-        cache.save_features(features, path)
-    else:
-        _report_skipped(features.skipped, len(examples), max_length, doc_stride, longest_question=None)
+        npz_cache.save_arrays(features.to_arrays(), path)
+        return features
+    features = SquadFeatures.from_arrays(arrays)
+    _report_skipped(features.skipped, len(examples), max_length, doc_stride, longest_question=None)
     return features
 
 

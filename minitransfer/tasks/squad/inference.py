@@ -52,16 +52,8 @@ def run_model(model, features: SquadFeatures, batch_size: int = 32) -> tuple[np.
     return start_logits, end_logits
 
 
-def answer(
-    question: str,
-    context: str,
-    model,
-    tokenizer,
-    max_length: int = 384,
-    doc_stride: int = 128,
-    max_answer_length: int = 30,
-    batch_size: int = 32,
-) -> dict[str, Any]:
+def answer(question: str, context: str, model, tokenizer, max_length: int = 384, doc_stride: int = 128,
+           max_answer_length: int = 30, batch_size: int = 32) -> dict[str, Any]:
     """The best answer span to `question` in `context`, over all windows of a long context.
 
     Returns {"answer": text, "score": start_logit + end_logit, "probability": softmax of the score over the

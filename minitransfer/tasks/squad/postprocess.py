@@ -21,13 +21,8 @@ from minitransfer.tasks.squad.data import SquadExample
 from minitransfer.tasks.squad.features import SquadFeatures
 
 
-def window_candidates(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    context_mask: np.ndarray,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, context_mask: np.ndarray, n_best_size: int = 20,
+                      max_answer_length: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidate spans of every window at once.
 
     start_logits, end_logits: (n_windows, seq) floats; context_mask: (n_windows, seq) bool, True on context tokens.
@@ -63,15 +58,9 @@ def _check_features(examples: Sequence[SquadExample], features: SquadFeatures) -
                          "prepare_eval_features and postprocess_predictions")
 
 
-def postprocess_predictions(
-    examples: Sequence[SquadExample],
-    features: SquadFeatures,
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-    return_nbest: bool = False,
-) -> dict[str, str] | tuple[dict[str, str], dict[str, list[dict]]]:
+def postprocess_predictions(examples: Sequence[SquadExample], features: SquadFeatures, start_logits: np.ndarray,
+                            end_logits: np.ndarray, n_best_size: int = 20, max_answer_length: int = 30,
+                            return_nbest: bool = False) -> dict[str, str] | tuple[dict[str, str], dict[str, list]]:
     """The answer text of every example, {id: text}; "" for an example with no valid span (or no window).
 
     examples: the list given to prepare_eval_features; features: its result;

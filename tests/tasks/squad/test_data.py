@@ -4,13 +4,7 @@ import json
 import pytest
 
 from minitransfer.errors import InputError
-from minitransfer.tasks.squad import (
-    SquadExample,
-    article_split,
-    read_squad,
-    sample_path,
-    write_squad,
-)
+from minitransfer.tasks.squad import SquadExample, article_split, read_squad, sample_path, write_squad
 
 
 def test_read_sample(sample_examples):

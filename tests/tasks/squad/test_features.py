@@ -6,11 +6,7 @@ import numpy as np
 import pytest
 
 from minitransfer.errors import InputError
-from minitransfer.tasks.squad import (
-    SquadExample,
-    prepare_eval_features,
-    prepare_train_features,
-)
+from minitransfer.tasks.squad import SquadExample, prepare_eval_features, prepare_train_features
 from minitransfer.tasks.squad import features as features_module
 
 # (max_length, doc_stride): the run_qa.py default, and small windows so most contexts need several.
