@@ -227,5 +227,9 @@ class BertForMaskedLM(MaskedLM):
     def build_head(self) -> None:
         self.cls = BertOnlyMLMHead(self.config)
 
-    def predict(self, hidden: Tensor) -> Tensor:
-        return self.cls(hidden)
+    def transform(self, hidden: Tensor) -> Tensor:
+        return self.cls.predictions.transform(hidden)
+
+    @property
+    def decoder(self) -> Linear:
+        return self.cls.predictions.decoder

@@ -154,5 +154,9 @@ class DistilBertForMaskedLM(MaskedLM):
         self.vocab_layer_norm = LayerNorm(c.dim, LAYER_NORM_EPS)
         self.vocab_projector = Linear(c.dim, c.vocab_size, init_std=c.initializer_range)
 
-    def predict(self, hidden: Tensor) -> Tensor:
-        return self.vocab_projector(self.vocab_layer_norm(self.activation(self.vocab_transform(hidden))))
+    def transform(self, hidden: Tensor) -> Tensor:
+        return self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
+
+    @property
+    def decoder(self) -> Linear:
+        return self.vocab_projector

@@ -19,11 +19,13 @@ import numpy as np
 
 from minitransfer import ops
 from minitransfer.autograd import Tensor
+from minitransfer.backend import get_array_module
 from minitransfer.errors import CheckpointError, InputError
 from minitransfer.models.config import ModelConfig
 from minitransfer.models.inputs import label_array
 from minitransfer.models.outputs import ModelOutput, padded_extras, per_token_output
 from minitransfer.models.pretrained import PreTrainedModel
+from minitransfer.nn import Module
 from minitransfer.nn.packing import first_tokens
 
 
@@ -146,9 +148,29 @@ class QuestionAnswering(TaskModel):
 class MaskedLM(TaskModel):
     """logits (B, S, vocab) = predict(hidden); labels (B, S): the token ids to predict, -100 elsewhere."""
 
-    def predict(self, hidden: Tensor) -> Tensor:
-        """Hidden states (..., H) → vocabulary logits (..., vocab): the architecture's pretraining head."""
+    decoder: Module  # the Linear from transformed hidden states to vocabulary logits (weight tied to the embeddings)
+
+    def transform(self, hidden: Tensor) -> Tensor:
+        """The pretraining head before its decoder (dense → activation → LayerNorm): (..., H) → (..., H)."""
         raise NotImplementedError
+
+    def predict(self, hidden: Tensor) -> Tensor:
+        """Hidden states (..., H) → vocabulary logits (..., vocab)."""
+        return self.decoder(self.transform(hidden))
+
+    def logits_at(self, batch: dict, rows, cols, token_ids=None) -> Tensor:
+        """Logits at positions (rows[i], cols[i]): (M, vocab), or (M, len(token_ids)) for those words only; equal to
+        self(**batch).logits[rows, cols][:, token_ids] without the decoder (which costs as much per token as
+        MiniLM's whole encoder) running anywhere else. Prompts and the bias probe read a few words at one [MASK]."""
+        hidden, packed, _ = self.body.encode(batch["input_ids"], batch.get("attention_mask"),
+                                             batch.get("token_type_ids"))
+        at = (rows, cols) if packed is None else packed.index_of(rows, cols)  # packed: rows of real tokens (T, H)
+        picked = self.transform(ops.getitem(hidden, at))
+        if token_ids is None:
+            return self.decoder(picked)
+        weight, bias = self.decoder.weight, self.decoder.bias
+        token_ids = get_array_module(weight.data).asarray(token_ids)
+        return ops.linear(picked, ops.getitem(weight, token_ids), ops.getitem(bias, token_ids))
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
                 output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:

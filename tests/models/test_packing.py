@@ -16,7 +16,6 @@ from minitransfer.models import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
-from minitransfer.tasks.mlm.token_logits import token_logits_at
 from minitransfer.tokenization import AutoTokenizer
 from tests.models.test_parity import NO_DROPOUT, batch, relative_error
 
@@ -163,7 +162,7 @@ def test_mlm_logits_at_masked_positions_equal_the_full_logits(checkpoints, minil
     picked = np.random.default_rng(0).permutation(len(rows))[:7]
     with minitransfer.no_grad():
         full = model(**enc).logits.numpy()
-        at = token_logits_at(model, enc, rows[picked], cols[picked]).numpy()
+        at = model.logits_at(enc, rows[picked], cols[picked]).numpy()
     assert np.abs(at - full[rows[picked], cols[picked]]).max() < 1e-5
 
 

@@ -5,5 +5,5 @@ and a gender-bias probe over the MLM head.
     train_mlm(model, "reviews.txt", args)                             # recipe.py: the model's own MLM loss
     masked_lm_perplexity(mlm, heldout_dataset(tok, held))             # perplexity.py
     fill_mask(mlm, tok, "The movie was [MASK].")                      # fill_mask.py
-    probe_bias(mlm, tok)                                              # bias_probe.py, over token_logits.py
+    probe_bias(mlm, tok)                                              # bias_probe.py, over the model's logits_at
 """

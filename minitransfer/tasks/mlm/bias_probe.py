@@ -14,7 +14,6 @@ import numpy as np
 from minitransfer.autograd import no_grad
 from minitransfer.data.batching import SEQUENCE_KEYS
 from minitransfer.errors import InputError
-from minitransfer.tasks.mlm.token_logits import token_logits_at
 
 BUILTIN_TEMPLATES: list[tuple[str, str]] = [
     ("He was very [MASK].", "She was very [MASK]."),
@@ -61,7 +60,7 @@ def mask_distribution(model, tokenizer, text: str) -> np.ndarray:
     model.eval()
     with no_grad():
         batch = {k: enc[k] for k in SEQUENCE_KEYS if k in enc}
-        logits = token_logits_at(model, batch, np.zeros(1, np.int64), positions).numpy()[0].astype(np.float64)
+        logits = model.logits_at(batch, np.zeros(1, np.int64), positions).numpy()[0].astype(np.float64)
     probs = np.exp(logits - logits.max())
     return probs / probs.sum()
 

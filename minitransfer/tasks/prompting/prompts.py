@@ -16,7 +16,6 @@ from minitransfer.errors import InputError
 from minitransfer.models.outputs import ModelOutput
 from minitransfer.models.wrapper import ModelWrapper
 from minitransfer.tasks.classification.data import ClassificationDataset
-from minitransfer.tasks.mlm.token_logits import token_logits_at
 
 DEFAULT_PATTERN = "{text} It was [MASK]."
 DEFAULT_VERBALIZER = ("terrible", "great")  # SST-2: label 0 negative, label 1 positive
@@ -90,7 +89,7 @@ def verbalizer_logits(model, batch: dict, mask_positions, token_ids: np.ndarray)
     """
     positions = mask_positions.data if isinstance(mask_positions, Tensor) else mask_positions
     rows = get_array_module(positions).arange(len(positions))
-    return token_logits_at(model, batch, rows, positions, token_ids)
+    return model.logits_at(batch, rows, positions, token_ids)
 
 
 class PromptClassifier(ModelWrapper):

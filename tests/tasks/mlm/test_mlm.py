@@ -10,7 +10,6 @@ from minitransfer.errors import InputError
 from minitransfer.models import BertForMaskedLM, DistilBertForMaskedLM, ModelConfig
 from minitransfer.tasks.mlm.data import TextDataset, encode_texts, fixed_masking, read_text_lines, split_holdout
 from minitransfer.tasks.mlm.perplexity import masked_lm_perplexity
-from minitransfer.tasks.mlm.token_logits import token_logits_at
 from tests.data.test_masking import CLS, MASK, PAD, SEP, UNK, VOCAB, synthetic_batch
 
 
@@ -52,12 +51,12 @@ def test_sparse_head_equals_full_logits_and_loss(tiny_mlm):
     batch = {"input_ids": corrupted, "attention_mask": attention}
     full = tiny_mlm(corrupted, attention, labels=labels)
     rows, cols = np.nonzero(labels != -100)
-    np.testing.assert_allclose(token_logits_at(tiny_mlm, batch, rows, cols).numpy(),
+    np.testing.assert_allclose(tiny_mlm.logits_at(batch, rows, cols).numpy(),
                                full.logits.numpy()[rows, cols], rtol=1e-5, atol=1e-5)
     some = np.array([5, 400, 999])
-    np.testing.assert_allclose(token_logits_at(tiny_mlm, batch, rows, cols, some).numpy(),
+    np.testing.assert_allclose(tiny_mlm.logits_at(batch, rows, cols, some).numpy(),
                                full.logits.numpy()[rows, cols][:, some], rtol=1e-5, atol=1e-5)
-    sparse_loss = ops.cross_entropy(token_logits_at(tiny_mlm, batch, rows, cols), labels[rows, cols])
+    sparse_loss = ops.cross_entropy(tiny_mlm.logits_at(batch, rows, cols), labels[rows, cols])
     np.testing.assert_allclose(sparse_loss.item(), full.loss.item(), rtol=1e-5)  # the model's loss: labelled tokens
 
 
