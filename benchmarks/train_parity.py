@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.data.shipped import shipped_data_path
 from minitransfer.io.hub import resolve_model_path
 from minitransfer.models import AutoModelForSequenceClassification
@@ -135,7 +135,7 @@ def main() -> None:
     train_data = encode_classification(train, tokenizer, args.max_length)
     dev_data = encode_classification(dev, tokenizer, args.max_length)
 
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     ours = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=train.num_labels, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
     with tempfile.TemporaryDirectory() as start_dir, tempfile.TemporaryDirectory() as out_dir:

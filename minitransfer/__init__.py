@@ -26,7 +26,7 @@ from minitransfer.models import (
 from minitransfer import viz  # mt.viz.to_dot(loss)
 from minitransfer.pipelines import pipeline
 from minitransfer.profiler import profile
-from minitransfer.random import manual_seed
+from minitransfer.seeding import manual_seed
 from minitransfer.data.collators import (
     DataCollatorForLanguageModeling,
     DataCollatorForTokenClassification,

@@ -40,7 +40,7 @@ def save_tiny_bert(path, minilm_path, **config):
     import shutil
 
     from minitransfer.models import BertForSequenceClassification, ModelConfig
-    from minitransfer.random import manual_seed
+    from minitransfer.seeding import manual_seed
 
     manual_seed(0)
     BertForSequenceClassification(ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,

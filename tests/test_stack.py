@@ -11,6 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"minitransfer": ROOT / "minitransfer", "minitransfer.kernels": ROOT / "kernels"}
 MAX_FILE_LINES = 400
+# The stack bottom to top, as README's "The stack" lists it: a module may import its own layer and those before it.
+LAYERS = ("errors", "process_settings", "host_memory", "backend", "seeding", "autograd", "kernels", "ops", "nn",
+          "optim", "io", "tokenization", "models", "distributed", "data", "training", "tasks", "pipelines", "profiler",
+          "viz", "__init__", "cli", "__main__")
 # Library + kernels lines when the restructuring began (commit f2354d6, 14,969 lines, the padding-free encoder
 # included): the restructured stack may not be larger. Capabilities added since are counted apart (ADDED_SINCE),
 # so that they neither hide a stack grown fat nor pass for one.
@@ -99,6 +103,12 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+def layer(module: str) -> int:
+    """Position in LAYERS of a module: by its first name below minitransfer (the package itself: "__init__")."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 1 else "__init__")
+
+
 def line_counts() -> dict[Path, int]:
     return {path: len(path.read_text(encoding="utf-8").splitlines()) for path in modules().values()}
 
@@ -111,6 +121,11 @@ def test_no_import_cycle():
     cycles = import_cycles(import_graph())
     assert not cycles, "modules that import each other (directly or around a loop): " + "; ".join(
         " <-> ".join(c) for c in cycles)
+
+
+def test_every_import_points_down_the_stack():
+    upward = sorted(f"{a} -> {b}" for a, deps in import_graph().items() for b in deps if layer(b) > layer(a))
+    assert not upward, "imports of a layer above (see LAYERS, README's 'The stack'): " + "; ".join(upward)
 
 
 def test_no_file_over_the_limit():
@@ -131,4 +146,7 @@ if __name__ == "__main__":
           f"in {len(counts)} files; longest:")
     for path, n in sorted(counts.items(), key=lambda kv: -kv[1])[:10]:
         print(f"  {n:5d}  {path.relative_to(ROOT)}")
-    print("import cycles:", import_cycles(import_graph()) or "none")
+    graph = import_graph()
+    print("import cycles:", import_cycles(graph) or "none")
+    print("upward imports:", sorted(f"{a} -> {b}" for a, deps in graph.items() for b in deps if layer(b) > layer(a))
+          or "none")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.data.batching import LABEL_PAD
 from minitransfer.data.masking import MLMMasker
 from minitransfer.errors import InputError
@@ -184,7 +184,7 @@ class DataCollatorForLanguageModeling:
         maskable = batch["attention_mask"].astype(bool) if "attention_mask" in batch else None
         if special is not None:
             maskable = ~special.astype(bool) if maskable is None else maskable & ~special.astype(bool)
-        rng = self.generator if self.generator is not None else mt_random.numpy_rng()
+        rng = self.generator if self.generator is not None else seeding.numpy_rng()
         batch["input_ids"], batch["labels"] = self.masker.mask(input_ids, maskable, rng)
         return batch
 

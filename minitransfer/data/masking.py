@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.data.batching import LABEL_PAD, pad_collate
 from minitransfer.errors import InputError
 
@@ -71,7 +71,7 @@ class MLMMasker:
 
         input_ids, attention_mask: (batch, seq) integers. rng: defaults to minitransfer's seeded generator.
         """
-        rng = mt_random.numpy_rng() if rng is None else rng
+        rng = seeding.numpy_rng() if rng is None else rng
         input_ids = np.asarray(input_ids)
         selected = self.select(input_ids, attention_mask, rng)
         labels = np.where(selected, input_ids, LABEL_PAD)

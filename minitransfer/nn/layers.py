@@ -6,14 +6,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minitransfer import ops, random
+from minitransfer import ops, seeding
 from minitransfer.autograd import Tensor
 from minitransfer.nn.module import Module, Parameter
 
 
 def normal_init(shape, std: float) -> np.ndarray:
     """N(0, std^2) float32 weights, as transformers initializes BERT (initializer_range)."""
-    return (random.numpy_rng().standard_normal(shape) * std).astype(np.float32)
+    return (seeding.numpy_rng().standard_normal(shape) * std).astype(np.float32)
 
 
 class Linear(Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitransfer import random
+from minitransfer import seeding
 from minitransfer.autograd import Function, Tensor
 from minitransfer.kernels import dropout_rng
 from minitransfer.ops import costs
@@ -20,7 +20,7 @@ dropout_cpu = LazyModule("minitransfer.kernels.dropout_cpu")
 
 def dropout_seed() -> int:
     """One 64-bit seed from minitransfer's generator (`manual_seed` reproduces it): all a dropout mask needs."""
-    return int(random.numpy_rng().integers(0, 2**64, dtype=np.uint64))
+    return int(seeding.numpy_rng().integers(0, 2**64, dtype=np.uint64))
 
 
 class ReferenceDropout(Function):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitransfer import backend
-from minitransfer import random as mt_random
+from minitransfer import backend, seeding
 from minitransfer.errors import CheckpointError, InputError, TrainingError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.training.callbacks import TrainerState
@@ -108,7 +107,7 @@ class Checkpointing:
             self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
             if saved_state.rng_state is None:
                 raise KeyError("rng_state")
-            mt_random.numpy_rng().bit_generator.state = saved_state.rng_state
+            seeding.numpy_rng().bit_generator.state = saved_state.rng_state
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"cannot resume from {directory}: {type(e).__name__}: {e}. The checkpoint is "
                                   "incomplete or from another version: resume from an earlier checkpoint-N") from e

@@ -30,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitransfer import backend
-from minitransfer import random as mt_random
+from minitransfer import backend, seeding
 from minitransfer.data.batching import batch_to_device, pad_collate
 from minitransfer.distributed import GradientReducer, check_identical, get_communicator
 from minitransfer.errors import ConfigError, InputError, TrainingError
@@ -146,7 +145,7 @@ class Trainer(Batching, Evaluation, Checkpointing):
         a = self.args
         if a.use_cpu and self.model.device != "cpu":
             raise ConfigError(f"use_cpu=True but the model is on {self.model.device}: move it with model.to('cpu')")
-        mt_random.manual_seed(a.seed)
+        seeding.manual_seed(a.seed)
         _set_padding_free(self.model, a.padding_free)
         total = self.total_steps()
         self.create_optimizer_and_scheduler(total)
@@ -219,7 +218,7 @@ class Trainer(Batching, Evaluation, Checkpointing):
             self.state.global_step += 1
             self.state.epoch_index, self.state.steps_in_epoch = epoch, index + 1
             self.state.epoch = epoch + (index + 1) / steps_in_epoch
-            self.state.rng_state = mt_random.numpy_rng().bit_generator.state  # at the step boundary
+            self.state.rng_state = seeding.numpy_rng().bit_generator.state  # at the step boundary
         if self.reducer is not None and self._check_replicas and self.state.global_step % self._check_replicas == 0:
             check_identical(self.model.named_parameters(), self.comm)  # MINITRANSFER_CHECK_REPLICAS=N (debug)
         self._running.append(loss)

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from minitransfer import AutoTokenizer
-from minitransfer import random as mt_random
+from minitransfer import AutoTokenizer, seeding
 from minitransfer.data.masking import MLMMasker
 from minitransfer.data.shipped import shipped_data_path
 from minitransfer.tasks.mlm.data import read_text_lines
@@ -51,7 +50,7 @@ def test_collator_pads_masks_and_draws_anew_each_call():
     masker = MLMMasker(VOCAB, MASK, [UNK, SEP, PAD, CLS, MASK], PAD)
     features = [{"input_ids": np.r_[CLS, np.arange(300, 300 + n), SEP], "attention_mask": np.ones(n + 2, np.int64)}
                 for n in (40, 7, 60)]
-    mt_random.manual_seed(0)
+    seeding.manual_seed(0)
     first = masker(features)
     second = masker(features)
     assert first["input_ids"].shape == first["labels"].shape == (3, 62)

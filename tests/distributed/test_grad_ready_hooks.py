@@ -4,7 +4,7 @@ import pytest
 
 from minitransfer import Tensor, ops
 from minitransfer.models import BertForMaskedLM, ModelConfig
-from minitransfer.random import manual_seed
+from minitransfer.seeding import manual_seed
 
 
 def record(*leaves):

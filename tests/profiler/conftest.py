@@ -13,7 +13,7 @@ SIZES = dict(vocab_size=200, hidden_size=16, num_hidden_layers=2, num_attention_
 
 def tiny_classifier(**config):
     from minitransfer.models import BertForSequenceClassification, ModelConfig
-    from minitransfer.random import manual_seed
+    from minitransfer.seeding import manual_seed
 
     manual_seed(0)
     return BertForSequenceClassification(ModelConfig("bert", **{**SIZES, **config}))

@@ -7,7 +7,7 @@ import pytest
 from minitransfer.data.batching import ArrayDataset, example_lengths
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForSequenceClassification, BertForSequenceClassification, ModelConfig
-from minitransfer.random import manual_seed
+from minitransfer.seeding import manual_seed
 from minitransfer.training import PrinterCallback, Trainer, TrainingArguments
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from minitransfer.random import manual_seed
+from minitransfer.seeding import manual_seed
 from minitransfer.training import (
     EarlyStoppingCallback,
     EvalPrediction,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.models import AutoConfig, AutoModelForSequenceClassification, apply_freezing
 from minitransfer.tasks.classification.data import read_classification_file
 from minitransfer.tasks.classification.features import encode_classification
@@ -30,7 +30,7 @@ def load_classifier(model: str, num_labels: int, label_names: list[str], recipe:
     id2label = dict(enumerate(label_names))
     label2id = {v: k for k, v in id2label.items()}
     if recipe.from_scratch:
-        mt_random.manual_seed(0)
+        seeding.manual_seed(0)
         config = AutoConfig.from_pretrained(model, num_labels=num_labels, id2label=id2label, label2id=label2id)
         classifier = AutoModelForSequenceClassification.from_config(config)
     else:
@@ -50,7 +50,7 @@ def train_classification(model: str, train_file: str, eval_file: str | None, arg
     dev = (read_classification_file(eval_file, data_format, label_names=train.label_names,
                                     max_examples=max_eval_examples) if eval_file else None)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     classifier, frozen = load_classifier(model, train.num_labels, train.label_names, recipe)
     trainable = classifier.num_parameters(trainable_only=True)
     print(f"{recipe.name}: {len(train)} training examples {train.label_counts()}, "

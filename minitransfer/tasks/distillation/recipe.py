@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.autograd import no_grad
 from minitransfer.backend import to_device, to_numpy
 from minitransfer.data.batching import SEQUENCE_KEYS, ArrayDataset
@@ -80,7 +80,7 @@ def distill(teacher: str, student: str, train_file: str, eval_file: str, args: T
     teacher_seconds = time.perf_counter() - started
     teacher_metrics = compute(EvalPrediction(predict_logits(teacher_model, dev_set, args.per_device_eval_batch_size),
                                              dev.labels()))
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     student_model, _ = load_classifier(student, len(label_names), label_names, Recipe())
     print(f"teacher: {teacher_model.num_parameters():,} parameters, dev accuracy {teacher_metrics['accuracy']:.4f} "
           f"(its logits on {len(train)} training examples took {teacher_seconds:.1f} s); "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.data.masking import MLMMasker
 from minitransfer.models import AutoModelForMaskedLM, apply_freezing
 from minitransfer.tasks.mlm.data import encode_texts, fixed_masking, read_text_lines, split_holdout
@@ -61,7 +61,7 @@ def train_mlm(model: str, text_file: str, args: TrainingArguments, *, eval_text_
     tokenizer = AutoTokenizer.from_pretrained(model)
     train_lines, held_lines = held_out_lines(text_file, eval_text_file, holdout, max_train_examples, max_eval_examples,
                                              args.seed)
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
     new = list(mlm.loading_info["missing_keys"])
     frozen = apply_freezing(mlm, head_only=True) if head_only else []  # the decoder, tied to the embeddings, too

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForMaskedLM
 from minitransfer.tasks.classification.data import ClassificationDataset, read_classification_file
@@ -115,7 +115,7 @@ def prompt_few_shot(model: str, train_file: str, eval_file: str, args: TrainingA
     """PET fine-tuning of the whole MLM model on the examples of `train_file`, then one evaluation."""
     tokenizer, train, dev = _read_run_data(model, train_file, eval_file, eval_format, max_eval_examples)
     _check_verbalizer(verbalizer, train)
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     mlm = AutoModelForMaskedLM.from_pretrained(model, allow_new_head=True)
     classifier = PromptClassifier(mlm, verbalizer_token_ids(tokenizer, verbalizer))
     return train_and_score(classifier, args, encode_prompt_dataset(train, tokenizer, pattern, max_length),
@@ -128,7 +128,7 @@ def classifier_few_shot(model: str, train_file: str, eval_file: str, args: Train
                         eval_format: str | None = None, callbacks: list | None = None) -> dict:
     """The baseline: a new classification head on `model`, fine-tuned on the same examples, evaluated once."""
     tokenizer, train, dev = _read_run_data(model, train_file, eval_file, eval_format, max_eval_examples)
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     classifier, _ = load_classifier(model, train.num_labels, train.label_names, Recipe())
     return train_and_score(classifier, args, encode_classification(train, tokenizer, max_length),
                            encode_classification(dev, tokenizer, max_length), tokenizer, train.label_names, keep_model,

@@ -5,7 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from minitransfer import random as mt_random
+from minitransfer import seeding
 from minitransfer.data.batching import ArrayDataset
 from minitransfer.errors import InputError
 from minitransfer.models import AutoModelForQuestionAnswering
@@ -52,7 +52,7 @@ def train_qa(model: str, train_file: str, eval_file: str | None, args: TrainingA
     baseline = evaluate(dev_examples, overlap_sentence_baseline(dev_examples))
     print(f"trivial baseline on these validation questions (first 3 words of the context sentence sharing most "
           f"words with the question): EM {baseline['exact_match']:.2f}, F1 {baseline['f1']:.2f}")
-    mt_random.manual_seed(args.seed)
+    seeding.manual_seed(args.seed)
     qa_model = AutoModelForQuestionAnswering.from_pretrained(model)
     dataset = ArrayDataset({**train_features.model_inputs(), "start_positions": train_features.start_positions,
                             "end_positions": train_features.end_positions})

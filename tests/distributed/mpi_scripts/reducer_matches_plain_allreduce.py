@@ -9,7 +9,7 @@ from minitransfer.errors import TrainingError
 from minitransfer.models import BertForSequenceClassification, ModelConfig
 from minitransfer.nn import Parameter
 from minitransfer.optim import AdamW, clip_grad_norm_
-from minitransfer.random import manual_seed
+from minitransfer.seeding import manual_seed
 
 comm = get_communicator()
 rank = comm.rank

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from minitransfer import Tensor
-from minitransfer import random as mt_random
+from minitransfer import Tensor, seeding
 from minitransfer.models import DistilBertForSequenceClassification, ModelConfig
 from minitransfer.tasks.distillation.loss import DistillationModel, distillation_loss
 from tests.gradcheck import check_gradients
@@ -63,7 +62,7 @@ def test_matches_torch_kl_div(logits):
 
 
 def test_wrapper_uses_the_teacher_only_when_given():
-    mt_random.manual_seed(0)
+    seeding.manual_seed(0)
     config = ModelConfig("distilbert", vocab_size=100, dim=16, n_layers=1, n_heads=2, hidden_dim=32,
                          max_position_embeddings=32, num_labels=2)
     student = DistilBertForSequenceClassification(config).eval()

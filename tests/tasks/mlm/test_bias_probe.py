@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from minitransfer import AutoTokenizer
-from minitransfer import random as mt_random
+from minitransfer import AutoTokenizer, seeding
 from minitransfer.errors import InputError
 from minitransfer.models import BertForMaskedLM, ModelConfig
 from minitransfer.tasks.mlm.bias_probe import compare_pair, mask_distribution, probe_bias, read_template_pairs
@@ -16,7 +15,7 @@ def tokenizer(minilm_path):
 
 @pytest.fixture(scope="module")
 def tiny_mlm():
-    mt_random.manual_seed(2)
+    seeding.manual_seed(2)
     config = ModelConfig("bert", hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                          max_position_embeddings=64, initializer_range=0.5)  # wide init: peaked distributions
     return BertForMaskedLM(config).eval()

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from minitransfer import AutoTokenizer, ops
-from minitransfer import random as mt_random
+from minitransfer import AutoTokenizer, ops, seeding
 from minitransfer.data.masking import MLMMasker
 from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
@@ -34,7 +33,7 @@ def test_split_holdout_and_windows(tokenizer):
 
 @pytest.fixture(scope="module", params=["bert", "distilbert"])
 def tiny_mlm(request):
-    mt_random.manual_seed(0)
+    seeding.manual_seed(0)
     if request.param == "bert":
         config = ModelConfig("bert", vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                              intermediate_size=32, max_position_embeddings=64)

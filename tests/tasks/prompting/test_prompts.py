@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from minitransfer import AutoTokenizer
-from minitransfer import random as mt_random
+from minitransfer import AutoTokenizer, seeding
 from minitransfer.data.shipped import shipped_data_path
 from minitransfer.errors import InputError
 from minitransfer.models import BertForMaskedLM, ModelConfig
@@ -27,7 +26,7 @@ def tokenizer(minilm_path):
 
 @pytest.fixture(scope="module")
 def tiny_mlm():
-    mt_random.manual_seed(1)
+    seeding.manual_seed(1)
     config = ModelConfig("bert", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                          max_position_embeddings=64)
     return BertForMaskedLM(config).eval()

@@ -1,7 +1,7 @@
 """Seeded random numbers for dropout, masking and initialization, on NumPy and CuPy alike."""
 from __future__ import annotations
 
-import random as _pyrandom
+import random
 
 import numpy as np
 
@@ -16,7 +16,7 @@ def manual_seed(seed: int) -> None:
     global _seed, _numpy_rng
     _seed = int(seed)
     _numpy_rng = np.random.default_rng(_seed)
-    _pyrandom.seed(_seed)
+    random.seed(_seed)  # the standard library generator too, for code that draws from it
     if backend._cupy is not None:
         backend._cupy.random.seed(_seed)
 
