@@ -14,11 +14,14 @@ import pytest
 
 pytest.importorskip("numba_cuda")
 
+from numba import config  # noqa: E402
+
 import minitransfer as mt  # noqa: E402
 from minitransfer import ops  # noqa: E402
 from minitransfer.ops.dispatch import numpy_float  # noqa: E402
 from minitransfer.optim import AdamW, clip_grad_norm_  # noqa: E402
 
+pytestmark = pytest.mark.skipif(not config.ENABLE_CUDASIM, reason="on a GPU, test_cuda_path.py runs this with CuPy")
 MODULES = ["ops.activations", "ops.attention", "ops.dropout", "ops.losses", "ops.normalization",
            "ops.varlen_attention", "optim.adamw", "optim.clipping"]
 CONFIG = {"model_type": "bert", "vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
