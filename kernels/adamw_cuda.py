@@ -1,16 +1,20 @@
-"""AdamW over all parameters in one launch on the GPU (numba-cuda): a multi-tensor apply over flat buffers.
+"""AdamW on the GPU (numba-cuda): one kernel, a multi-tensor apply over flat buffers, launched per parameter.
 
     m = m + (1 - beta1) * (g - m)                 (torch's lerp)           g = grad * grad_scale
     v = beta2 * v + (1 - beta2) * g * g
     p = p * (1 - lr * wd) - step_size * m / (sqrt(v) / sqrt(1 - beta2**t) + eps),  step_size = lr / (1 - beta1**t)
 
-as kernels/adamw_cpu.py and minitransfer/optim/adamw.py (decoupled weight decay, bias-corrected). numba kernels
-take arrays, not tables of pointers, so every parameter, gradient and moment lives in one flat buffer each (the
-tensors are views of them, as apex's and Megatron's contiguous buffers): `multi_tensor_layout` cuts the buffers
+as adamw_reference.py (the reference) and adamw_cpu.py (decoupled weight decay, bias-corrected). numba kernels
+take arrays, not tables of pointers, so a launch over several tensors needs them in one flat buffer each (the
+tensors views of it, as apex's and Megatron's contiguous buffers): `multi_tensor_layout` cuts the buffers
 into chunks of one tensor each, and block b updates chunk b with tensor chunks[b, 0]'s scalars, a row of the
 (tensors, 4) table from `adamw_scalars` (per tensor: its group's lr and weight decay and its own step count;
 rebuilt on the host when they change, a few KB). grad_scale: a (1,) device array multiplied into every gradient
 as it is read (grad_norm_cuda's clip_coef, or 1 / loss scale), or None.
+optim.AdamW keeps each parameter and its moments as arrays of their own (its state_dict, freezing and
+param groups work on them), so ops CudaAdamWUpdate calls `adamw_update`: the same kernel over one tensor, one
+launch per parameter (~100-200 for BERT; packing copies of p, g, m and v into flat buffers each step would cost
+more passes than the launches do). A flat-buffer optimizer could use `adamw_multi_tensor` as it is.
 fp32 arithmetic; parameters and moments float32, gradients float32 or float16.
 FLOPs/bytes per element: ~15 FLOPs and a sqrt; reads p, g, m, v and writes p, m, v: 28 bytes in fp32.
 BERT-base's 110 M parameters: 3.1 GB, ~0.7 ms at 4.5 TB/s.
@@ -22,7 +26,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from .arrays_cuda import THREADS, stream
+from .arrays_cuda import THREADS, from_host, stream
 
 CHUNK = 8 * THREADS  # elements per block: 8 per thread
 
@@ -73,11 +77,16 @@ def adamw_multi_tensor(param, grad, exp_avg, exp_avg_sq, chunks, scalars, beta1:
                                                       *np.float32([beta2, 1.0 - beta1, 1.0 - beta2, eps]), grad_scale)
 
 
-def reference_adamw(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
-    """(param, exp_avg, exp_avg_sq) after one step, in float64 NumPy (tests)."""
-    p, g, m, v = (a.astype(np.float64) for a in (param, grad, exp_avg, exp_avg_sq))
-    m = m + (1.0 - beta1) * (g - m)
-    v = beta2 * v + (1.0 - beta2) * g * g
-    p = p * (1.0 - lr * weight_decay) - lr / (1.0 - beta1 ** step) * m / (np.sqrt(v) / math.sqrt(1.0 - beta2 ** step)
-                                                                           + eps)
-    return p, m, v
+_layouts: dict = {}  # (size, device) -> a one-tensor chunk table where the kernels run, built once per size
+
+
+def adamw_update(param, grad, exp_avg, exp_avg_sq, step: int, lr: float, beta1: float, beta2: float, eps: float,
+                 weight_decay: float) -> None:
+    """adamw_reference.adamw_update's interface: one parameter's AdamW step in place, one launch of the kernel over
+    it (C-contiguous param, moments float32, grad float32 or float16); step is the 1-based step count."""
+    key = (param.size, getattr(getattr(param, "device", None), "id", None))
+    if key not in _layouts:
+        _layouts[key] = from_host(multi_tensor_layout([param.size])[1], param)
+    scalars = from_host(adamw_scalars([lr], [weight_decay], [step], beta1, beta2), param)
+    adamw_multi_tensor(param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
+                       _layouts[key], scalars, beta1, beta2, eps)

@@ -54,6 +54,15 @@ def empty(like, shape, dtype):
     return cuda.device_array(shape, dtype)
 
 
+def from_host(array: np.ndarray, like):
+    """A host (NumPy) array where `like` lives: a CuPy copy for CuPy, itself for NumPy (the simulator), else a numba
+    device copy."""
+    cupy = _cupy_of(like)
+    if cupy is not None:
+        return cupy.asarray(array)
+    return array if isinstance(like, np.ndarray) else cuda.to_device(array)
+
+
 def contiguous(x):
     """x as a C-contiguous array of its own kind (a device copy only when it is strided)."""
     cupy = _cupy_of(x)

@@ -12,11 +12,12 @@
 
 One warp per row of scores: a lane holds its columns (lane, lane + 32, ...) in registers, 16 of them, so rows of
 up to 512 keys; the row's max and sum are fp32 warp shuffles (reduce_cuda). Only probs is kept for backward: the
-dropout mask is the hash of (seed, row, column) (dropout_cuda), rebuilt there. Rows are numbered as
-attention_reference numbers them, so a seed gives the CPU kernel's mask: padded row (b, h, i) is row
+dropout mask is dropout_rng.py's hash of (seed, row, column) (dropout_cuda), rebuilt there, with dropout_rng's
+rows, so a seed drops what the reference and the CPU kernels drop: padded row (b, h, i) is row
 (b * heads + h) * seq + i, column j its key; packed row (t, h) is row t * heads + h, column j the key's position
 in its sequence. A row whose keys are all padding attends uniformly to every key and passes no gradient to its
-scores, as ReferenceAttention (minitransfer/ops/attention.py) defines it.
+scores, as attention_reference.py defines it. The ops' CudaAttention and CudaVarlenAttention
+(minitransfer/ops/attention.py, varlen_attention.py) run the GEMMs around these launchers.
 
 Packed ("varlen") scores: sequence s of cu_seqlens (lengths L_s) has its (heads, L_s, L_s) scores at offset
 heads * sum_{s' < s} L_s'^2 of one flat buffer (`varlen_score_offsets`), so the caller runs one batched GEMM per
@@ -35,7 +36,6 @@ import numpy as np
 from numba import cuda, float32, int64
 
 from .arrays_cuda import WARPS_PER_BLOCK, contiguous, empty, per_row
-from .attention_reference import dropout_mask, varlen_dropout_mask
 from .dropout_cuda import dropout_words, keeps, row_key
 from .reduce_cuda import warp_max, warp_sum
 
@@ -248,43 +248,3 @@ def varlen_softmax_dropout_backward(grad_dropped, probs, cu_seqlens, tokens: int
                                                      *dropout_words(seed, dropout_p), grad_scores, dropped)
     return grad_scores, probs if dropped is None else dropped
 
-
-# ---- NumPy references (tests) ----
-def reference_forward(scores, scale, key_padding_mask=None, dropout_p=0.0, seed=0):
-    """(probs, dropped) in float64, as ReferenceAttention computes them, with the kernels' dropout mask."""
-    s = scores.astype(np.float64) * scale
-    if key_padding_mask is not None:
-        s = np.where((np.asarray(key_padding_mask) == 0)[:, None, None, :], np.finfo(np.float64).min, s)
-    e = np.exp(s - s.max(axis=-1, keepdims=True))
-    probs = e / e.sum(axis=-1, keepdims=True)
-    if dropout_p <= 0:
-        return probs, probs
-    return probs, probs * dropout_mask(seed, *scores.shape[:3], dropout_p, np.float64)
-
-
-def reference_backward(grad_dropped, probs, scale, key_padding_mask=None, dropout_p=0.0, seed=0):
-    """grad_scores in float64 from d loss / d dropped and probs; rows without a real key get 0."""
-    g = grad_dropped.astype(np.float64)
-    if dropout_p > 0:
-        g = g * dropout_mask(seed, *probs.shape[:3], dropout_p, np.float64)
-    grad = scale * probs * (g - (g * probs).sum(axis=-1, keepdims=True))
-    if key_padding_mask is not None:
-        grad[~(np.asarray(key_padding_mask) != 0).any(axis=-1)] = 0
-    return grad
-
-
-def reference_varlen(scores, cu_seqlens, heads, scale, dropout_p=0.0, seed=0, grad_dropped=None):
-    """(probs, dropped, grad_scores or None) for flat packed scores, one sequence at a time in float64."""
-    offsets = varlen_score_offsets(cu_seqlens, heads)
-    masks = varlen_dropout_mask(seed, cu_seqlens, heads, dropout_p, np.float64) if dropout_p > 0 else None
-    probs, dropped, grads = (np.empty(scores.shape) for _ in range(3))
-    for s, length in enumerate(np.diff(cu_seqlens)):
-        part = slice(offsets[s], offsets[s + 1])
-        block = scores[part].reshape(1, heads, length, length)
-        p, d = reference_forward(block, scale)
-        probs[part] = p.ravel()
-        dropped[part] = (p * masks[s] if masks is not None else d).ravel()
-        if grad_dropped is not None:
-            g = grad_dropped[part].reshape(1, heads, length, length) * (masks[s] if masks is not None else 1)
-            grads[part] = reference_backward(g, p, scale).ravel()
-    return probs, dropped, grads if grad_dropped is not None else None

@@ -2,13 +2,14 @@
 
     loss   = sum_{r valid} (lse_r - logits[r, t_r]) / max(1, #valid),  lse_r = log sum_c exp(logits[r, c])
     g[r,c] = (exp(logits[r, c] - lse_r) - [c == t_r]) * g_loss / max(1, #valid)  for valid rows, 0 for ignored
-    valid: t_r != ignore_index (-100)                 (as ops CrossEntropy, minitransfer/ops/nn.py)
+    valid: t_r != ignore_index (-100)                 (as ops CrossEntropy, the reference: minitransfer/ops/losses.py)
 
 Forward: one warp per row (max and sum of exponentials by warp shuffles, fp32) writes the row's loss and lse;
 then one warp sums the row losses and counts the valid rows (fp64) into the mean, so the loss and the count stay
 on the device (no host read-back). A target outside [0, classes) that is not ignore_index gives a nan row loss
 (the NumPy path raises; a kernel cannot). Backward is one elementwise pass reading the saved lse and count.
-float32 or float16 logits, fp32 arithmetic; the loss is float32 (mixed precision keeps the loss in fp32).
+ops CudaCrossEntropy runs these. float32 or float16 logits, fp32 arithmetic; the loss is float32 (mixed precision
+keeps the loss in fp32).
 FLOPs/bytes: forward reads the logits twice (~3 FLOPs and one exp per element); backward reads them once and
 writes the gradient once. BERT's MLM head, (32 * 384, 30522) in fp16: 750 MB each way.
 """
@@ -105,16 +106,3 @@ def cross_entropy_backward(logits, targets, lse, count, g_loss, ignore_index: in
                                                 g_loss.reshape(1), grad)
     return grad
 
-
-def reference_cross_entropy(logits, targets, ignore_index=-100):
-    """(loss, d loss / d logits) in float64, the composition of ops CrossEntropy (tests)."""
-    x = logits.astype(np.float64)
-    log_probs = x - x.max(axis=-1, keepdims=True)
-    log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
-    valid = targets != ignore_index
-    safe = np.where(valid, targets, 0)
-    count = max(int(valid.sum()), 1)
-    loss = -(np.take_along_axis(log_probs, safe[:, None], axis=-1)[:, 0] * valid).sum() / count
-    grad = np.exp(log_probs)
-    grad[np.arange(len(x)), safe] -= 1
-    return loss, grad * valid[:, None] / count

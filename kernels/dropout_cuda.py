@@ -1,11 +1,11 @@
-"""The project's one dropout RNG on the GPU: the counter-based hash of kernels/attention_reference.py.
+"""The project's one dropout RNG on the GPU: kernels/dropout_rng.py's counter-based hash as device functions.
 
-    keep(row, column) = hash32(column, row_key(seed, row)) >= p * 2^32,   row_key = SplitMix64 output number `row`
+    keep(row, column) = hash32(column, row_key(seed, row)) >= threshold,   row_key = SplitMix64 output number `row`
 
-Nothing is stored: backward calls the same device functions with the same seed and gets the same mask. The
-reference is attention_reference.row_keys / hash32 / keep_threshold (NumPy); `reference_keep_mask` builds the
-(rows, columns) mask from them for the elementwise users (residual_layer_norm_cuda: row = token row, column =
-hidden index), and the attention tests use attention_reference.dropout_mask directly. Both compare bit for bit.
+Nothing is stored: backward calls the same device functions with the same seed and gets the same mask. Rows and
+columns are dropout_rng's (attention: query rows, key columns; packed attention: (token, head) rows, key positions
+in the sequence; residual LayerNorm: the (rows, hidden) view), so a seed drops what the CPU kernels and the
+reference drop, bit for bit (tests/gpu compare each mask with dropout_rng's NumPy one).
 
 Every integer is cast to uint32 or uint64 explicitly: numba types a signed/unsigned mix as signed (so >> would
 shift in sign bits) and widens 32-bit products to 64 bits, and under the simulator the same casts make NumPy
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, uint32, uint64
 
-from .attention_reference import hash32, keep_threshold, row_keys
+from .dropout_rng import keep_threshold
 
 _GOLDEN64 = uint64(0x9E3779B97F4A7C15)
 _LOW32 = uint64(0xFFFFFFFF)
@@ -54,11 +54,3 @@ def dropout_words(seed: int, p: float):
     scale = 1.0 / (1.0 - p) if p < 1.0 else 0.0
     return np.uint64(seed), np.uint32(keep_threshold(p)), np.float32(scale)
 
-
-def reference_keep_mask(seed: int, rows: int, columns: int, p: float) -> np.ndarray:
-    """(rows, columns) bool: the elements the kernels keep for (seed, p), in NumPy."""
-    keys = row_keys(seed, 1, 1, rows)[0, 0][:, None]
-    lo = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    hi = (keys >> np.uint64(32)).astype(np.uint32)
-    with np.errstate(over="ignore"):
-        return hash32(np.arange(columns, dtype=np.uint32), lo, hi) >= np.uint32(keep_threshold(p))

@@ -1,7 +1,8 @@
 """Activations: relu, gelu (BERT's exact erf form), gelu of a Linear's output plus its bias, softmax, log_softmax.
 
-GELU and bias+GELU are fused pairs (ops/dispatch.py): the reference, kernels/gelu_reference.py (exact erf, any
-float dtype, NumPy or CuPy), and the float32 NumPy kernels of kernels/gelu_cpu.py (erf and exp to float32 rounding).
+GELU and bias+GELU are fused ops (ops/dispatch.py): the reference, kernels/gelu_reference.py (exact erf, any
+float dtype, NumPy or CuPy), the float32 NumPy kernels of kernels/gelu_cpu.py (erf and exp to float32 rounding)
+and the CUDA kernels of kernels/gelu_cuda.py (CuPy float32/float16, fp32 arithmetic).
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.kernels import gelu_reference
 from minitransfer.ops import costs
-from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 
 gelu_cpu = LazyModule("minitransfer.kernels.gelu_cpu")
+gelu_cuda = LazyModule("minitransfer.kernels.gelu_cuda")
 
 
 class ReLU(Function):
@@ -56,8 +58,18 @@ class FusedGELU(ReferenceGELU):
         return numpy_float(x, dtypes=(np.float32,))
 
 
+class CudaGELU(ReferenceGELU):
+    """The same over CuPy float32/float16 arrays, one kernel each way."""
+
+    kernels = gelu_cuda
+
+    @classmethod
+    def supports(cls, x) -> bool:
+        return cupy_float(x)
+
+
 def gelu(x) -> Tensor:
-    return pick(ReferenceGELU, [FusedGELU], x)()(x)
+    return pick(ReferenceGELU, [FusedGELU, CudaGELU], x)()(x)
 
 
 class ReferenceBiasGELU(Function):
@@ -87,9 +99,20 @@ class FusedBiasGELU(ReferenceBiasGELU):
         return numpy_float(y, bias, dtypes=(np.float32,))
 
 
+class CudaBiasGELU(ReferenceBiasGELU):
+    """The same over CuPy float32/float16 arrays: one kernel forward, and backward one writing g_y and partial
+    bias-gradient rows, then their sum."""
+
+    kernels = gelu_cuda
+
+    @classmethod
+    def supports(cls, y, bias) -> bool:
+        return cupy_float(y, bias)
+
+
 def bias_gelu(y, bias) -> Tensor:
     """gelu(y + bias) for a Linear's output y (..., n) computed without its bias (n,); one fused kernel on the CPU."""
-    return pick(ReferenceBiasGELU, [FusedBiasGELU], y, bias)()(y, bias)
+    return pick(ReferenceBiasGELU, [FusedBiasGELU, CudaBiasGELU], y, bias)()(y, bias)
 
 
 class Softmax(Function):

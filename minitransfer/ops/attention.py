@@ -6,19 +6,25 @@
     ReferenceAttention   NumPy/CuPy (kernels/attention_reference.py): keeps the (seq x seq) probabilities
     FusedAttention       NumPy float32/float64 (kernels/attention_cpu.py): keeps only the output and the per-row
                          logsumexp, and recomputes the probabilities in backward
-Both draw one dropout seed per call and drop the same probabilities for it (kernels/dropout_rng.py).
+    CudaAttention        CuPy float32/float16, keys <= 512: cuBLAS GEMMs (xp.matmul) around one numba-cuda kernel
+                         each way (kernels/attention_cuda.py: scale, mask, softmax, dropout); keeps the probabilities
+All draw one dropout seed per call and drop the same probabilities for it (kernels/dropout_rng.py).
 """
 from __future__ import annotations
+
+import math
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import attention_dropout_mask
 from minitransfer.ops import costs
-from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
 attention_cpu = LazyModule("minitransfer.kernels.attention_cpu")
+attention_cuda = LazyModule("minitransfer.kernels.attention_cuda")
+CUDA_MAX_KEYS = 512  # attention_cuda.MAX_KEYS (not imported: that loads numba): a warp holds a row of scores
 
 
 class ReferenceAttention(Function):
@@ -75,11 +81,37 @@ class FusedAttention(Function):
         return tuple(g if need else None for g, need in zip((dq, dk, dv), self.needs_input_grad))
 
 
+class CudaAttention(ReferenceAttention):
+    """The same as q k^T and P v by xp.matmul (cuBLAS) around attention_cuda's fused softmax each way. Keeps the
+    probabilities, not the dropout mask: backward rebuilds it (and the dropped probabilities) from the seed."""
+
+    @classmethod
+    def supports(cls, q, k, v) -> bool:
+        return cupy_float(q, k, v) and k.shape[-2] <= CUDA_MAX_KEYS
+
+    def forward(self, q, k, v):
+        xp = get_array_module(q)
+        self.mask = None if self.key_padding_mask is None else xp.asarray(self.key_padding_mask)
+        self.scale, self.seed = 1.0 / math.sqrt(q.shape[-1]), dropout_seed() if self.dropout_p > 0 else 0
+        self.probs, dropped = attention_cuda.softmax_dropout_forward(q @ xp.swapaxes(k, -1, -2), self.scale,
+                                                                     self.mask, self.dropout_p, self.seed)
+        self.q, self.k, self.v = q, k, v
+        return dropped @ v
+
+    def backward(self, gout):
+        xp = get_array_module(gout)
+        grad_scores, dropped = attention_cuda.softmax_dropout_backward(gout @ xp.swapaxes(self.v, -1, -2), self.probs,
+                                                                       self.scale, self.mask, self.dropout_p, self.seed)
+        grads = (grad_scores @ self.k, xp.swapaxes(grad_scores, -1, -2) @ self.q, xp.swapaxes(dropped, -1, -2) @ gout)
+        return tuple(g if need else None for g, need in zip(grads, self.needs_input_grad))
+
+
 def attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask=None, dropout_p: float = 0.0,
               training: bool = False) -> Tensor:
     """Attention over (batch, heads, seq, head_dim) tensors; dropout on the probabilities only in training."""
     mask = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask
-    return pick(ReferenceAttention, [FusedAttention], q, k, v)(mask, dropout_p if training else 0.0)(q, k, v)
+    implementation = pick(ReferenceAttention, [FusedAttention, CudaAttention], q, k, v)
+    return implementation(mask, dropout_p if training else 0.0)(q, k, v)
 
 
 def attention_probabilities(q, k, key_padding_mask=None):

@@ -1,12 +1,12 @@
 """One way to pick a kernel: every fused op is a Reference/Fused pair behind `pick`, and one switch for all.
 
 `Reference<Name>` is the plain NumPy/CuPy composition (kernels/<op>_reference.py): it runs on every array and
-is what the kernels are tested against. `Fused<Name>` runs one kernel (kernels/<op>_cpu.py) and says which arrays
-it takes with a classmethod `supports(*arrays)`. Each op passes its fused classes to `pick` in a list, first
-match wins, so another kernel (a CUDA one for CuPy arrays) is one more class in that list:
+is what the kernels are tested against. `Fused<Name>` runs one CPU kernel (kernels/<op>_cpu.py) on NumPy arrays,
+`Cuda<Name>` CUDA kernels (kernels/<op>_cuda.py, numba-cuda) on CuPy arrays; each says which arrays it takes with
+a classmethod `supports(*arrays)`. Each op passes its kernel classes to `pick` in a list, first match wins:
 
     def layer_norm(x, weight, bias, eps):
-        return pick(ReferenceLayerNorm, [FusedLayerNorm], x, weight, bias)(eps)(x, weight, bias)
+        return pick(ReferenceLayerNorm, [FusedLayerNorm, CudaLayerNorm], x, weight, bias)(eps)(x, weight, bias)
 
 The switch, read from the environment and checked on first use (a bad value is a ConfigError):
     MINITRANSFER_KERNELS=auto        the default: a fused kernel wherever one supports the arrays
@@ -18,8 +18,11 @@ as plain Python, to step into them with a debugger.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -82,6 +85,19 @@ def numpy_float(*arrays, dtypes=(np.float32, np.float64)) -> bool:
     """Whether every array is a NumPy array of one dtype among `dtypes`: what the CPU kernels take."""
     return (isinstance(arrays[0], np.ndarray) and arrays[0].dtype in dtypes
             and all(isinstance(a, np.ndarray) and a.dtype == arrays[0].dtype for a in arrays))
+
+
+def cupy_float(*arrays, dtypes=(np.float32, np.float16)) -> bool:
+    """Whether every array is a CuPy array of one dtype among `dtypes` and numba-cuda is installed: what the CUDA
+    kernels take. Imports neither (a CuPy array exists only once CuPy is loaded)."""
+    cupy = sys.modules.get("cupy")
+    return (cupy is not None and all(isinstance(a, cupy.ndarray) for a in arrays) and arrays[0].dtype in dtypes
+            and all(a.dtype == arrays[0].dtype for a in arrays) and _has_numba_cuda())
+
+
+@functools.cache
+def _has_numba_cuda() -> bool:
+    return importlib.util.find_spec("numba_cuda") is not None
 
 
 class LazyModule:

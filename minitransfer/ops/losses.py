@@ -1,9 +1,16 @@
-"""Losses: mean cross-entropy of integer targets, skipping an ignore_index (masked-LM and padding labels)."""
+"""Losses: mean cross-entropy of integer targets, skipping an ignore_index (masked-LM and padding labels).
+
+CrossEntropy, the NumPy/CuPy composition, is the reference; CuPy float32/float16 logits go to CudaCrossEntropy
+(kernels/cross_entropy_cuda.py), picked as every fused op is (ops/dispatch.py).
+"""
 from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.ops import costs
+from minitransfer.ops.dispatch import LazyModule, cupy_float, pick
+
+cross_entropy_cuda = LazyModule("minitransfer.kernels.cross_entropy_cuda")
 
 
 class CrossEntropy(Function):
@@ -37,6 +44,26 @@ class CrossEntropy(Function):
         return grad
 
 
+class CudaCrossEntropy(CrossEntropy):
+    """The same in two launches forward (row losses by a warp per row, then their mean) and one back, over CuPy
+    float32/float16 logits. The loss is float32, and it and the valid count stay on the device (no host sync); a
+    target outside [0, C) other than ignore_index gives a nan loss instead of an IndexError."""
+
+    @classmethod
+    def supports(cls, logits) -> bool:
+        return cupy_float(logits)
+
+    def forward(self, logits):
+        self.logits, self.targets = logits, get_array_module(logits).asarray(self.targets)
+        loss, self.lse, self.count = cross_entropy_cuda.cross_entropy_forward(logits, self.targets, self.ignore_index)
+        return loss
+
+    def backward(self, gy):
+        return cross_entropy_cuda.cross_entropy_backward(self.logits, self.targets, self.lse, self.count, gy,
+                                                         self.ignore_index)
+
+
 def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
     """Mean cross-entropy; logits (N, C), integer targets (N,); targets equal to ignore_index are skipped."""
-    return CrossEntropy(targets.data if isinstance(targets, Tensor) else targets, ignore_index)(logits)
+    implementation = pick(CrossEntropy, [CudaCrossEntropy], logits)
+    return implementation(targets.data if isinstance(targets, Tensor) else targets, ignore_index)(logits)

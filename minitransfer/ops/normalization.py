@@ -1,19 +1,22 @@
 """LayerNorm over the last axis, and the end of a BERT sub-block, layer_norm(dropout(y + bias) + residual).
 
-Both are fused pairs (ops/dispatch.py): the references in NumPy/CuPy (kernels/layer_norm_reference.py,
-kernels/residual_layer_norm_reference.py) and one numba kernel each way on NumPy float32/float64 arrays
-(kernels/layer_norm_cpu.py, kernels/residual_layer_norm_cpu.py), with the same interfaces.
+Both are fused ops (ops/dispatch.py): the references in NumPy/CuPy (kernels/layer_norm_reference.py,
+kernels/residual_layer_norm_reference.py), one numba kernel each way on NumPy float32/float64 arrays
+(kernels/layer_norm_cpu.py, kernels/residual_layer_norm_cpu.py) and numba-cuda kernels on CuPy float32/float16
+arrays (kernels/layer_norm_cuda.py, kernels/residual_layer_norm_cuda.py), with the same interfaces.
 """
 from __future__ import annotations
 
 from minitransfer.autograd import Function, Tensor
 from minitransfer.kernels import layer_norm_reference, residual_layer_norm_reference
 from minitransfer.ops import costs
-from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
 layer_norm_cpu = LazyModule("minitransfer.kernels.layer_norm_cpu")
 residual_layer_norm_cpu = LazyModule("minitransfer.kernels.residual_layer_norm_cpu")
+layer_norm_cuda = LazyModule("minitransfer.kernels.layer_norm_cuda")
+residual_layer_norm_cuda = LazyModule("minitransfer.kernels.residual_layer_norm_cuda")
 
 
 class ReferenceLayerNorm(Function):
@@ -47,9 +50,19 @@ class FusedLayerNorm(ReferenceLayerNorm):
         return numpy_float(x)
 
 
+class CudaLayerNorm(ReferenceLayerNorm):
+    """The same over CuPy float32/float16 arrays: a warp per row, fp32 statistics (saved in float32)."""
+
+    kernels = layer_norm_cuda
+
+    @classmethod
+    def supports(cls, x, weight, bias) -> bool:
+        return cupy_float(x, weight, bias)
+
+
 def layer_norm(x, weight, bias, eps: float = 1e-12) -> Tensor:
     """LayerNorm over the last axis; x: (..., hidden), weight/bias: (hidden,)."""
-    return pick(ReferenceLayerNorm, [FusedLayerNorm], x, weight, bias)(eps)(x, weight, bias)
+    return pick(ReferenceLayerNorm, [FusedLayerNorm, CudaLayerNorm], x, weight, bias)(eps)(x, weight, bias)
 
 
 class ReferenceBiasDropoutResidualLayerNorm(Function):
@@ -88,6 +101,17 @@ class FusedBiasDropoutResidualLayerNorm(ReferenceBiasDropoutResidualLayerNorm):
         return numpy_float(*arrays)
 
 
+class CudaBiasDropoutResidualLayerNorm(ReferenceBiasDropoutResidualLayerNorm):
+    """The same over CuPy arrays of one dtype (float32 or float16): a warp per row forward, and backward a row
+    kernel and a column kernel that sums the three parameter gradients."""
+
+    kernels = residual_layer_norm_cuda
+
+    @classmethod
+    def supports(cls, *arrays) -> bool:
+        return cupy_float(*arrays)
+
+
 def bias_dropout_residual_layer_norm(y, bias, residual, weight, ln_bias, eps: float, p: float,
                                      training: bool) -> Tensor:
     """layer_norm(dropout(y + bias) + residual): a BERT sub-block's end, after a Linear computed without its bias.
@@ -95,5 +119,6 @@ def bias_dropout_residual_layer_norm(y, bias, residual, weight, ln_bias, eps: fl
     y, residual: (..., hidden); bias, weight, ln_bias: (hidden,). Dropout only in training.
     """
     inputs = (y, bias, residual, weight, ln_bias)
-    implementation = pick(ReferenceBiasDropoutResidualLayerNorm, [FusedBiasDropoutResidualLayerNorm], *inputs)
+    implementation = pick(ReferenceBiasDropoutResidualLayerNorm,
+                          [FusedBiasDropoutResidualLayerNorm, CudaBiasDropoutResidualLayerNorm], *inputs)
     return implementation(eps, p if training else 0.0)(*inputs)

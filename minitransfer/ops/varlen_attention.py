@@ -4,11 +4,15 @@ Layout (FlashAttention-2's varlen API): q, k, v are (tokens, heads, head_dim), t
 sequences one after another, and cu_seqlens (n_seqs + 1,) holds the offsets: sequence s is rows
 cu_seqlens[s]:cu_seqlens[s + 1]. Each sequence attends to itself only, with no mask:
     out[t, h] = softmax(q[t, h] . k[seq(t), h]^T / sqrt(head_dim)) (dropout) v[seq(t), h]
-which costs sum L_s^2 instead of batch x seq^2. A fused pair (ops/dispatch.py): ReferenceVarlenAttention
-(kernels/attention_reference.py per sequence, NumPy/CuPy) and FusedVarlenAttention (kernels/attention_varlen_cpu.py,
-NumPy float32/float64), which drop the same probabilities for a given seed (kernels/dropout_rng.py).
+which costs sum L_s^2 instead of batch x seq^2. A fused op (ops/dispatch.py): ReferenceVarlenAttention
+(kernels/attention_reference.py per sequence, NumPy/CuPy), FusedVarlenAttention (kernels/attention_varlen_cpu.py,
+NumPy float32/float64) and CudaVarlenAttention (per-sequence cuBLAS GEMMs around kernels/attention_cuda.py's packed
+softmax, CuPy float32/float16, sequences of <= 512 tokens), which drop the same probabilities for a given seed
+(kernels/dropout_rng.py).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -18,7 +22,8 @@ from minitransfer.errors import InputError
 from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import varlen_dropout_mask
 from minitransfer.ops import costs
-from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.attention import CUDA_MAX_KEYS, attention_cuda
+from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
 attention_varlen_cpu = LazyModule("minitransfer.kernels.attention_varlen_cpu")
@@ -137,6 +142,56 @@ class FusedVarlenAttention(Function):
         return tuple(g if need else None for g, need in zip((dq, dk, dv), self.needs_input_grad))
 
 
+class CudaVarlenAttention(ReferenceVarlenAttention):
+    """The same as one cuBLAS GEMM per sequence into views of one flat score buffer (attention_cuda's packed layout)
+    around one fused softmax + dropout launch over every sequence, each way. Keeps the probabilities (that buffer),
+    not the dropout mask: backward rebuilds it from the seed."""
+
+    @classmethod
+    def supports(cls, q, k, v) -> bool:
+        return cupy_float(q, k, v)
+
+    def _blocks(self, flat, *packed):
+        """Per sequence s: flat's (heads, L, L) block, then each packed (tokens, heads, d) array's (heads, L, d)."""
+        heads = self.q.shape[1]
+        for s, (start, end) in self._sequences():
+            block = flat[self.offsets[s]:self.offsets[s + 1]].reshape(heads, end - start, end - start)
+            yield (start, end, block, *(_sequence_heads(x, start, end) for x in packed))
+
+    def _launch(self, kernel, *arrays):
+        return kernel(*arrays, self.device_cu, self.q.shape[0], self.q.shape[1], self.scale, self.dropout_p,
+                      self.seed)
+
+    def forward(self, q, k, v):
+        xp = get_array_module(q)
+        self.q, self.k, self.v = q, k.astype(q.dtype, copy=False), v.astype(q.dtype, copy=False)
+        self.seed, self.scale = _seed(self.dropout_p, self.given_seed), 1.0 / math.sqrt(q.shape[-1])
+        self.offsets = attention_cuda.varlen_score_offsets(self.cu_seqlens, q.shape[1]).tolist()
+        self.device_cu = xp.asarray(self.cu_seqlens)
+        scores = xp.empty(self.offsets[-1], q.dtype)
+        for _, _, block, qs, ks in self._blocks(scores, q, self.k):
+            xp.matmul(qs, xp.swapaxes(ks, -1, -2), out=block)
+        self.probs, dropped = self._launch(attention_cuda.varlen_softmax_dropout_forward, scores)
+        out = xp.empty(q.shape, q.dtype)
+        for start, end, block, vs in self._blocks(dropped, self.v):
+            out[start:end] = (block @ vs).transpose(1, 0, 2)
+        return out
+
+    def backward(self, gout):
+        xp = get_array_module(gout)
+        grad_dropped = xp.empty(self.offsets[-1], self.q.dtype)
+        for _, _, block, gs, vs in self._blocks(grad_dropped, gout, self.v):
+            xp.matmul(gs, xp.swapaxes(vs, -1, -2), out=block)
+        grad_scores, dropped = self._launch(attention_cuda.varlen_softmax_dropout_backward, grad_dropped, self.probs)
+        dq, dk, dv = (xp.empty(self.q.shape, self.q.dtype) for _ in range(3))
+        for start, end, block, qs, ks in self._blocks(grad_scores, self.q, self.k):
+            dq[start:end] = (block @ ks).transpose(1, 0, 2)
+            dk[start:end] = (xp.swapaxes(block, -1, -2) @ qs).transpose(1, 0, 2)
+        for start, end, block, gs in self._blocks(dropped, gout):
+            dv[start:end] = (xp.swapaxes(block, -1, -2) @ gs).transpose(1, 0, 2)
+        return tuple(g if need else None for g, need in zip((dq, dk, dv), self.needs_input_grad))
+
+
 def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: float = 0.0,
                      training: bool = False) -> Tensor:
     """Attention over packed (tokens, heads, head_dim) tensors, each sequence of cu_seqlens to itself.
@@ -150,7 +205,8 @@ def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: flo
                          f"{q.shape}, {as_tensor(k).shape}, {as_tensor(v).shape}")
     cu = check_cu_seqlens(cu_seqlens, q.shape[0])
     p = dropout_p if training else 0.0
-    return pick(ReferenceVarlenAttention, [FusedVarlenAttention], q, k, v)(cu, p)(q, k, v)
+    cuda = [CudaVarlenAttention] if np.diff(cu).max() <= CUDA_MAX_KEYS else []  # its kernel's rows: <= 512 keys
+    return pick(ReferenceVarlenAttention, [FusedVarlenAttention, *cuda], q, k, v)(cu, p)(q, k, v)
 
 
 def varlen_attention_probabilities(q, k, cu_seqlens) -> list:

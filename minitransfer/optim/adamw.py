@@ -6,9 +6,11 @@ Per parameter with a gradient (torch's order, bias-corrected):
     v  = beta2 * v + (1 - beta2) * g * g
     p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 The update runs in place on `p.data`, picked like every fused op (ops/dispatch.py): ReferenceAdamWUpdate, array
-operations on any array module (kernels/adamw_reference.py; what CuPy runs), or FusedAdamWUpdate, one pass over
-NumPy arrays (kernels/adamw_cpu.py). Frozen parameters (requires_grad=False) and parameters without a gradient are
-skipped and get no state, so freezing most of a model makes the optimizer cheap too.
+operations on any array module (kernels/adamw_reference.py), FusedAdamWUpdate, one pass over NumPy arrays
+(kernels/adamw_cpu.py), or CudaAdamWUpdate, one launch of kernels/adamw_cuda.py's multi-tensor kernel per CuPy
+parameter (the state stays one array per parameter, so no flat buffers to pack). Frozen parameters
+(requires_grad=False) and parameters without a gradient are skipped and get no state, so freezing most of a model
+makes the optimizer cheap too.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from minitransfer import backend
 from minitransfer.autograd import Tensor
 from minitransfer.errors import CheckpointError, ConfigError
 from minitransfer.kernels import adamw_reference
-from minitransfer.ops.dispatch import LazyModule, numpy_float, pick
+from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 
 DEFAULTS_KEYS = ("lr", "betas", "eps", "weight_decay")
 
@@ -45,6 +47,19 @@ class FusedAdamWUpdate(ReferenceAdamWUpdate):
     def supports(cls, param, grad, exp_avg, exp_avg_sq) -> bool:
         arrays = (param, grad, exp_avg, exp_avg_sq)
         return numpy_float(*arrays) and param.flags.writeable and all(a.flags.c_contiguous for a in arrays)
+
+
+class CudaAdamWUpdate(ReferenceAdamWUpdate):
+    """The same in one kernel launch (fp32 arithmetic), for C-contiguous CuPy arrays: param and moments float32,
+    grad float32 or float16."""
+
+    kernels = LazyModule("minitransfer.kernels.adamw_cuda")
+
+    @classmethod
+    def supports(cls, param, grad, exp_avg, exp_avg_sq) -> bool:
+        arrays = (param, grad, exp_avg, exp_avg_sq)
+        return (cupy_float(param, exp_avg, exp_avg_sq, dtypes=(np.float32,)) and cupy_float(grad)
+                and all(a.flags.c_contiguous for a in arrays))
 
 
 class AdamW:
@@ -112,7 +127,7 @@ class AdamW:
                                                   "exp_avg_sq": xp.zeros_like(p.data)}
                 state["step"] += 1
                 m, v = state["exp_avg"], state["exp_avg_sq"]
-                update = pick(ReferenceAdamWUpdate, [FusedAdamWUpdate], p.data, p.grad.data, m, v)
+                update = pick(ReferenceAdamWUpdate, [FusedAdamWUpdate, CudaAdamWUpdate], p.data, p.grad.data, m, v)
                 update.apply(p.data, p.grad.data, m, v, state["step"], lr, beta1, beta2, eps, wd)
 
     # ---- saving and resuming ----

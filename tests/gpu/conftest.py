@@ -3,7 +3,7 @@
 Without a GPU, tests/conftest.py has switched numba to its CUDA simulator (NUMBA_ENABLE_CUDASIM=1): the kernels
 run as one Python thread per CUDA thread, slowly, so the tests use tiny shapes, and they read and write NumPy
 arrays in place. On a GPU the same tests send their inputs as CuPy arrays (numba device arrays without CuPy),
-as the ops will.
+as the ops do.
 """
 import numpy as np
 import pytest

@@ -3,7 +3,9 @@
 The simulator runs the kernels as Python, so it cannot catch what only numba's CUDA typing sees (a type that does
 not unify, an unsupported call, a float16 store). This test compiles each kernel, in a subprocess without
 NUMBA_ENABLE_CUDASIM, for the argument types the launchers pass: float16 storage, and the None of each optional
-array. It needs NVVM and NVRTC from a CUDA toolkit (no driver); it is skipped where they are missing.
+array. It needs NVVM and NVRTC from a CUDA toolkit (no driver); it is skipped where they are missing. Without a toolkit:
+`pip install --target DIR nvidia-cuda-nvrtc nvidia-nvvm` (one command: both fill DIR/nvidia/cu13) and run the
+tests with CUDA_HOME=DIR/nvidia/cu13.
 """
 import os
 import subprocess
@@ -25,15 +27,15 @@ def signatures():
         cross_entropy_cuda,
         gelu_cuda,
         grad_norm_cuda,
+        layer_norm_cuda,
         reduce_cuda,
-        residual_layer_norm_cuda,
     )
 
     f, i8 = t.float32, t.int64
     v16, v32, vi8, v64 = t.float16[::1], t.float32[::1], t.int64[::1], t.float64[::1]
     m16, m32, mi8 = t.float16[:, ::1], t.float32[:, ::1], t.int64[:, ::1]
     drop = (t.uint64, t.uint32, f)
-    a, ln, ce = attention_cuda, residual_layer_norm_cuda, cross_entropy_cuda
+    a, ln, ce = attention_cuda, layer_norm_cuda, cross_entropy_cuda
     return [
         (a._padded_forward, (v16, mi8, i8, i8, i8, f, *drop, v16, v16)),
         (a._padded_forward, (v32, t.none, i8, i8, i8, f, *drop, v32, t.none)),
@@ -42,14 +44,16 @@ def signatures():
         (a._packed_forward, (v16, vi8, i8, f, *drop, v16, v16)),
         (a._packed_backward, (v32, v32, vi8, i8, f, *drop, v32, t.none)),
         (gelu_cuda._forward, (m16, v16, m16)),
+        (gelu_cuda._forward, (m32, t.none, m32)),  # plain GELU
         (gelu_cuda._backward, (m16, v16, m16, m16, m32)),
+        (gelu_cuda._backward, (m32, t.none, m32, m32, t.none)),
         (reduce_cuda._column_sums, (m32, v16)),
-        (ln._forward, (m16, v16, m16, v32, v32, f, *drop, t.boolean, m16, m16, v32, v32)),
-        (ln._forward, (m32, t.none, t.none, v32, v32, f, *drop, t.boolean, t.none, m32, v32, v32)),
-        (ln._backward_rows, (m16, m16, v32, v32, v32, *drop, m16, m16)),
-        (ln._backward_rows, (m32, m32, v32, v32, v32, *drop, m32, t.none)),
-        (ln._backward_columns, (m16, m16, v32, v32, m16, m32)),
-        (ln._backward_columns, (m32, m32, v32, v32, t.none, m32)),
+        (ln.normalize_rows, (m16, v16, m16, v32, v32, f, *drop, t.boolean, m16, m16, v32, v32)),
+        (ln.normalize_rows, (m32, t.none, t.none, v32, v32, f, *drop, t.boolean, t.none, m32, v32, v32)),
+        (ln.backward_rows, (m16, m16, v32, v32, v32, *drop, m16, m16)),
+        (ln.backward_rows, (m32, m32, v32, v32, v32, *drop, m32, t.none)),
+        (ln.backward_columns, (m16, m16, v32, v32, m16, m32)),
+        (ln.backward_columns, (m32, m32, v32, v32, t.none, m32)),
         (ce._row_losses, (m16, vi8, i8, v32, v32)),
         (ce._mean, (v32, vi8, i8, v32, v32)),
         (ce._backward, (m16, vi8, i8, v32, v32, v32, m16)),

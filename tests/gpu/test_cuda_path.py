@@ -1,9 +1,11 @@
 """The CuPy path on a CUDA GPU: the same models and ops as on the CPU, compared with the CPU's results.
 
 Skipped cleanly where CuPy or a CUDA device is missing (CI and the development machine have neither). On the GPU
-every op runs as its NumPy-style composition on CuPy arrays (no CUDA kernels exist yet), so these tests pin
-that the dispatch never hands a CuPy array to a numba kernel and that results match the CPU's to float32
-rounding. Last run on a GPU: never (no GPU machine was lent to this project's sessions; benchmarks/RESULTS.md).
+the fused ops hand CuPy float32/float16 arrays to their Cuda classes (kernels/*_cuda.py, numba-cuda; the other
+ops run as CuPy compositions), so these tests pin that the dispatch picks them, that results match the CPU's
+(NumPy kernels) to float32 rounding, and that dropout drops the same elements on both for the same seed (one RNG:
+kernels/dropout_rng.py). Every kernel also runs under numba's CUDA simulator in CI (the other tests/gpu files).
+Last run on a GPU: never (no GPU machine was lent to this project's sessions; benchmarks/RESULTS.md).
 """
 import numpy as np
 import pytest
@@ -17,6 +19,8 @@ pytestmark = pytest.mark.skipif(_devices == 0, reason="no CUDA device")
 
 import minitransfer as mt  # noqa: E402
 from minitransfer import Tensor, ops  # noqa: E402
+from minitransfer.ops.activations import CudaBiasGELU  # noqa: E402
+from minitransfer.ops.normalization import CudaBiasDropoutResidualLayerNorm  # noqa: E402
 from minitransfer.optim import AdamW  # noqa: E402
 
 TINY = {"bert": {"model_type": "bert", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
@@ -68,17 +72,31 @@ def test_gradients_on_the_gpu_match_the_cpu(kind):
         np.testing.assert_allclose(grads["cuda"][name], g, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_fused_block_ops_fall_back_to_the_composition_on_cupy():
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_dropout_on_the_gpu_drops_what_the_cpu_drops(kind):
+    ids, mask = inputs()
+    hidden = {}
+    for device in ("cpu", "cuda"):
+        model = tiny_model(kind, dropout=0.2).to(device).train()
+        xp = cupy if device == "cuda" else np
+        mt.manual_seed(7)  # the same seeds, drawn in the same order: the same masks
+        hidden[device] = mt.backend.to_numpy(model(xp.asarray(ids), xp.asarray(mask)).last_hidden_state.data)
+    np.testing.assert_allclose(hidden["cuda"], hidden["cpu"], atol=1e-4)
+
+
+def test_fused_block_ops_run_their_cuda_kernels_on_cupy():
     rng = np.random.default_rng(1)
     y, residual = rng.standard_normal((2, 5, 8), np.float32), rng.standard_normal((2, 5, 8), np.float32)
     bias, weight, ln_bias = (rng.standard_normal(8, np.float32) for _ in range(3))
     cpu = ops.bias_dropout_residual_layer_norm(y, bias, residual, weight, ln_bias, 1e-12, 0.1, False).numpy()
-    gpu = ops.bias_dropout_residual_layer_norm(*(cupy.asarray(a) for a in (y, bias, residual, weight, ln_bias)),
-                                               1e-12, 0.1, False)
+    arrays = [Tensor(cupy.asarray(a), requires_grad=True) for a in (y, bias, residual, weight, ln_bias)]
+    gpu = ops.bias_dropout_residual_layer_norm(*arrays, 1e-12, 0.1, False)
+    assert type(gpu.creator) is CudaBiasDropoutResidualLayerNorm
     np.testing.assert_allclose(cupy.asnumpy(gpu.data), cpu, atol=1e-5)
     cpu_gelu = ops.bias_gelu(y, bias).numpy()
-    np.testing.assert_allclose(cupy.asnumpy(ops.bias_gelu(cupy.asarray(y), cupy.asarray(bias)).data), cpu_gelu,
-                               atol=1e-5)
+    gpu_gelu = ops.bias_gelu(arrays[0], arrays[1])
+    assert type(gpu_gelu.creator) is CudaBiasGELU
+    np.testing.assert_allclose(cupy.asnumpy(gpu_gelu.data), cpu_gelu, atol=1e-5)
 
 
 def test_adamw_step_on_the_gpu_matches_the_cpu():

@@ -1,4 +1,4 @@
-"""kernels/dropout_cuda.py, the dropout hash's device functions, against attention_reference's NumPy definition.
+"""kernels/dropout_cuda.py, the dropout hash's device functions, against kernels/dropout_rng.py's NumPy definition.
 
 The simulator runs them with NumPy scalars (the attention and LayerNorm tests compare their masks bit for bit);
 here they are also compiled by numba (its CPU target, which shares the integer typing rules with the CUDA one), so
@@ -14,9 +14,20 @@ pytest.importorskip("numba_cuda")
 from numba import njit  # noqa: E402
 
 from minitransfer.kernels import dropout_cuda  # noqa: E402
-from minitransfer.kernels.attention_reference import dropout_mask, keep_threshold  # noqa: E402
+from minitransfer.kernels.dropout_rng import (  # noqa: E402
+    attention_dropout_mask,
+    keep_threshold,
+    row_key_halves,
+    scaled_keep,
+)
 
 SEEDS = [0, 12345, 2**63 + 99, 2**64 - 1]
+
+
+def reference_keep_mask(seed, rows, columns, p):
+    """(rows, columns) bool: what dropout_rng keeps over a (rows, columns) view (ops.dropout's, the residual
+    LayerNorm's)."""
+    return scaled_keep(*row_key_halves(seed, rows), columns, p, np.float32) != 0
 
 
 def compiled_mask():
@@ -42,14 +53,14 @@ def compiled_mask():
 def test_the_compiled_hash_is_the_reference_bit_for_bit(p):
     mask = compiled_mask()
     for seed in SEEDS:
-        expected = dropout_cuda.reference_keep_mask(seed, 9, 70, p)
+        expected = reference_keep_mask(seed, 9, 70, p)
         np.testing.assert_array_equal(mask(np.uint64(seed), 9, 70, np.uint32(keep_threshold(p))), expected)
 
 
 def test_the_elementwise_mask_is_the_attention_mask_of_the_same_rows():
     for seed in SEEDS:
-        square = dropout_mask(seed, 1, 1, 12, 0.3) != 0  # rows (0, 0, i), the CPU attention kernel's numbering
-        np.testing.assert_array_equal(dropout_cuda.reference_keep_mask(seed, 12, 12, 0.3), square[0, 0])
+        square = attention_dropout_mask(seed, 1, 1, 12, 0.3) != 0  # rows (0, 0, i): attention's numbering
+        np.testing.assert_array_equal(reference_keep_mask(seed, 12, 12, 0.3), square[0, 0])
 
 
 def test_dropout_words():
