@@ -26,6 +26,7 @@ from minitransfer.ops.varlen_attention import (
     varlen_attention,
 )
 from tests.gradcheck import check_gradients
+from tests.kernels.test_attention_cpu import run
 
 TOL = {np.float64: {"atol": 1e-10, "rtol": 1e-10}, np.float32: {"atol": 2e-5, "rtol": 1e-4}}
 HEADS = 3
@@ -48,16 +49,6 @@ def packed(lengths, head_dim, dtype, seed=0, heads=HEADS):
     cu = offsets(lengths)
     rng = np.random.default_rng(seed)
     return cu, [rng.standard_normal((cu[-1], heads, head_dim)).astype(dtype) for _ in range(4)]
-
-
-def run(fn, q, k, v, gout, after_forward=None):
-    """fn's output and gradients w.r.t. q, k, v for the upstream gradient gout."""
-    tensors = [Tensor(x, requires_grad=True) for x in (q, k, v)]
-    out = fn(*tensors)
-    if after_forward is not None:
-        after_forward()
-    out.backward(gout)
-    return [out.numpy()] + [t.grad.numpy() for t in tensors]
 
 
 @pytest.mark.parametrize("dropout_p", [0.0, 0.1])
