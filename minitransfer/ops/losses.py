@@ -4,6 +4,7 @@ from __future__ import annotations
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_float32
 
 
 class CrossEntropy(Function):
@@ -39,4 +40,5 @@ class CrossEntropy(Function):
 
 def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
     """Mean cross-entropy; logits (N, C), integer targets (N,); targets equal to ignore_index are skipped."""
+    (logits,) = to_float32(logits)
     return CrossEntropy(targets.data if isinstance(targets, Tensor) else targets, ignore_index)(logits)
