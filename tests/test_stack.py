@@ -17,7 +17,9 @@ MAX_FILE_LINES = 400
 LINE_BUDGET = 14969
 ADDED_SINCE = ("minitransfer/profiler/*.py", "minitransfer/viz.py", "minitransfer/cli/inspect_commands.py",
                "minitransfer/ops/costs.py",  # issue 17: profiler, graph, FLOP formulas
-               "kernels/*_cuda.py")  # issue 18: the CUDA kernels
+               "kernels/*_cuda.py",  # issue 18: the CUDA kernels
+               "minitransfer/ops/autocast.py", "minitransfer/optim/grad_scaler.py",
+               "minitransfer/training/mixed_precision.py")  # issue 18: mixed precision
 
 
 def modules() -> dict[str, Path]:
