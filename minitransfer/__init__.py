@@ -9,6 +9,7 @@ from minitransfer import process_settings  # noqa: F401, I001
 from minitransfer.autograd import Tensor, enable_grad, no_grad, set_grad_enabled
 from minitransfer.errors import CheckpointError, ConfigError, InputError, MiniTransferError
 from minitransfer.host_memory import keep_freed_memory
+from minitransfer.ops.autocast import autocast
 from minitransfer.models import (
     AutoConfig,
     AutoModel,
@@ -59,5 +60,5 @@ __all__ = [
     "BertForMaskedLM", "DistilBertForMaskedLM", "ModelConfig", "DataCollatorWithFlattening", "DataCollatorWithPadding",
     "DataCollatorForLanguageModeling", "DataCollatorForTokenClassification", "default_data_collator",
     "MiniTransferError", "CheckpointError", "ConfigError", "InputError",
-    "profile", "viz",
+    "profile", "viz", "autocast",
 ]

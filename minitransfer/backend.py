@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minitransfer.errors import ConfigError
+
 _cupy = None
 
 
@@ -63,3 +65,30 @@ def normalize_device(device: str) -> str:
 
 def device_of(a) -> str:
     return "cuda" if is_gpu_array(a) else "cpu"
+
+
+def check_device(device: str) -> str:
+    """`device` normalized ('cpu', 'cuda', 'cuda:N') after checking it runs here: a GPU needs CuPy and a CUDA
+    device, else a ConfigError naming the extra to install."""
+    try:
+        device = normalize_device(device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if device == "cpu":
+        return device
+    install = "pip install 'minitransfer[gpu]' (CUDA 12) or 'minitransfer[gpu13]' (CUDA 13)"
+    try:
+        cp = cupy_module()
+    except RuntimeError:
+        raise ConfigError(f"device {device!r} needs CuPy, which is not installed: {install}") from None
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # noqa: BLE001 (CuPy without a driver raises CUDARuntimeError and friends)
+        count, why = 0, f" ({type(e).__name__}: {e})"
+    else:
+        why = ""
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= count:
+        raise ConfigError(f"device {device!r}: CuPy sees {count} CUDA GPU(s){why}; run on a machine with an NVIDIA "
+                          f"GPU and its driver, with the extra for its CUDA version: {install}")
+    return device

@@ -21,7 +21,9 @@ LAYERS = ("errors", "process_settings", "host_memory", "backend", "seeding", "au
 LINE_BUDGET = 14969
 ADDED_SINCE = ("minitransfer/profiler/*.py", "minitransfer/viz.py", "minitransfer/cli/inspect_commands.py",
                "minitransfer/ops/costs.py",  # issue 17: profiler, graph, FLOP formulas
-               "kernels/*_cuda.py")  # issue 18: the CUDA kernels
+               "kernels/*_cuda.py",  # issue 18: the CUDA kernels
+               "minitransfer/ops/autocast.py", "minitransfer/optim/grad_scaler.py",
+               "minitransfer/training/mixed_precision.py")  # issue 18: mixed precision
 
 
 def modules() -> dict[str, Path]:

@@ -62,6 +62,11 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu, or cuda / cuda:N (a GPU, through CuPy: "
+                   "pip install 'minitransfer[gpu]')")
+
+
 def _version() -> str:
     from minitransfer import __version__
 
@@ -142,6 +147,10 @@ def _run(argv: list[str]) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as e:  # argparse: usage errors (2), --help and --version (0)
             return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+        if getattr(args, "device", "cpu") != "cpu":  # before any work: a missing CuPy or GPU named at once
+            from minitransfer.backend import check_device
+
+            check_device(args.device)
         return int(args.func(args) or 0)
     except UsageError as e:
         return _error(e, EXIT_USAGE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from minitransfer.cli import HelpFormatter, UsageError
+from minitransfer.cli import HelpFormatter, UsageError, add_device_flag
 from minitransfer.cli.training_options import FORMATS, add_training_flags, printing_callbacks, training_arguments
 
 
@@ -32,6 +32,7 @@ def register(commands, train_tasks) -> None:
     p.add_argument("--data", required=True, help="labeled file to score")
     p.add_argument("--format", choices=FORMATS, help="file layout (detected when omitted)")
     p.add_argument("--max-length", type=int, default=128, help="tokens per input; longer inputs are truncated")
+    add_device_flag(p)
     p.set_defaults(func=evaluate)
 
     p = commands.add_parser("predict", help='classify texts: predict DIR "text" ["text" ...] (QA: predict qa DIR ...)',
@@ -40,6 +41,7 @@ def register(commands, train_tasks) -> None:
     p.add_argument("texts", nargs="+", help="texts to classify, one result line each")
     p.add_argument("--pair", action="append", help="second sentence for sentence-pair models (one per text)")
     p.add_argument("--max-length", type=int, default=128, help="tokens per input; longer inputs are truncated")
+    add_device_flag(p)
     p.set_defaults(func=predict)
 
     p = commands.add_parser("compare", help="pretrained vs from-scratch (and full vs partial fine-tuning), one table",
@@ -100,7 +102,8 @@ def train_classification(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from minitransfer.tasks.classification.recipe import evaluate_classifier
 
-    print(json.dumps(evaluate_classifier(args.model_dir, args.data, args.format, args.max_length), indent=2))
+    print(json.dumps(evaluate_classifier(args.model_dir, args.data, args.format, args.max_length,
+                                         device=args.device), indent=2))
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -109,7 +112,7 @@ def predict(args: argparse.Namespace) -> None:
     if args.pair and len(args.pair) != len(args.texts):
         raise UsageError(f"{len(args.texts)} texts but {len(args.pair)} --pair sentences: give one --pair per text")
     inputs = [{"text": t, "text_pair": p} for t, p in zip(args.texts, args.pair)] if args.pair else args.texts
-    classify = pipeline("text-classification", model=args.model_dir, batch_size=64)
+    classify = pipeline("text-classification", model=args.model_dir, batch_size=64, device=args.device)
     for text, result in zip(args.texts, classify(inputs, truncation=True, max_length=args.max_length)):
         print(f"{result['label']}\t{result['score']:.4f}\t{text}")
 

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from minitransfer.cli import HelpFormatter, UsageError
+from minitransfer.cli import HelpFormatter, UsageError, add_device_flag
 from minitransfer.cli.training_options import add_training_flags, printing_callbacks, training_arguments
 from minitransfer.errors import InputError
 
@@ -50,6 +50,7 @@ def add_model_and_window_flags(p: argparse.ArgumentParser) -> None:
                    help="tokens per window (default: the run's own, from qa_args.json, else 384)")
     p.add_argument("--doc-stride", type=int,
                    help="tokens shared by consecutive windows (default: the run's own, else 128)")
+    add_device_flag(p)
 
 
 def train_qa(args: argparse.Namespace) -> None:
@@ -64,7 +65,7 @@ def train_qa(args: argparse.Namespace) -> None:
 def predict_qa(args: argparse.Namespace) -> None:
     from minitransfer.tasks.squad.recipe import predict_squad
 
-    predictions = predict_squad(args.model_dir, args.data, args.max_length, args.doc_stride)
+    predictions = predict_squad(args.model_dir, args.data, args.max_length, args.doc_stride, device=args.device)
     Path(args.out).write_text(json.dumps(predictions, indent=1, ensure_ascii=False))
     print(f"{len(predictions)} predictions written to {args.out}")
 
@@ -84,7 +85,7 @@ def ask(args: argparse.Namespace) -> None:
     else:
         context = args.context
     max_length, doc_stride = window_settings(args.model_dir, args.max_length, args.doc_stride)
-    model = AutoModelForQuestionAnswering.from_pretrained(args.model_dir).eval()
+    model = AutoModelForQuestionAnswering.from_pretrained(args.model_dir).eval().to(args.device)
     result = answer(args.question, context, model, AutoTokenizer.from_pretrained(args.model_dir), max_length,
                     doc_stride)
     print(f"{result['answer']}\t(score {result['score']:.2f}, probability {result['probability']:.3f}, "

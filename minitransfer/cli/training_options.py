@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minitransfer.cli import UsageError
+from minitransfer.cli import UsageError, add_device_flag
 from minitransfer.errors import TrainingError
 
 FORMATS = ["glue", "msr", "sms", "csv", "jsonl"]
@@ -49,6 +49,11 @@ def add_training_flags(p: argparse.ArgumentParser, *, batch_size: int = 32, max_
                    help="replace the run already in --out (by default a finished run's folder is kept)")
     p.add_argument("--no-padding-free", dest="padding_free", action="store_false",
                    help="compute padding too, as transformers does (its exact numbers; slower)")
+    p.add_argument("--fp16", action="store_true",
+                   help="mixed precision: float16 forward, float32 master weights, dynamic loss scaling (with "
+                        "--device cuda; on the CPU only with MINITRANSFER_ALLOW_CPU_HALF=1, slowly)")
+    p.add_argument("--bf16", action="store_true", help="refused: NumPy and CuPy have no bfloat16 (use --fp16)")
+    add_device_flag(p)
 
 
 def training_arguments(args: argparse.Namespace, metric: str = "accuracy", greater_is_better: bool = True):
@@ -69,7 +74,7 @@ def training_arguments(args: argparse.Namespace, metric: str = "accuracy", great
         metric_for_best_model=metric, greater_is_better=greater_is_better, plot=args.plot,
         group_by_length=args.group_by_length, max_tokens_per_batch=args.max_tokens_per_batch,
         padding_free=args.padding_free, disable_tqdm=args.no_progress,
-        overwrite_output_dir=args.overwrite_output_dir)
+        overwrite_output_dir=args.overwrite_output_dir, fp16=args.fp16, bf16=args.bf16, device=args.device)
 
 
 RUN_FILES = ("training_args.json", "metrics.jsonl", "model.safetensors", "config.json", "compare.json")

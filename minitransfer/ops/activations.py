@@ -12,6 +12,7 @@ from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.kernels import gelu_reference
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_float32
 from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 
 gelu_cpu = LazyModule("minitransfer.kernels.gelu_cpu")
@@ -135,6 +136,7 @@ class Softmax(Function):
 
 
 def softmax(x, axis: int = -1) -> Tensor:
+    (x,) = to_float32(x)
     return Softmax(axis)(x)
 
 
@@ -156,4 +158,5 @@ class LogSoftmax(Function):
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
+    (x,) = to_float32(x)
     return LogSoftmax(axis)(x)

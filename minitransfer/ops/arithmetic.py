@@ -5,6 +5,7 @@ from __future__ import annotations
 from minitransfer.autograd import Function, Tensor, as_tensor
 from minitransfer.backend import get_array_module
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_half
 
 
 def sum_to(grad, shape):
@@ -223,6 +224,7 @@ class MatMul(Function):
 
 
 def matmul(a, b) -> Tensor:
+    a, b = to_half(a, b)
     return MatMul()(a, b)
 
 
@@ -258,4 +260,5 @@ class Linear(Function):
 
 def linear(x, weight, bias=None) -> Tensor:
     """x @ weight.T + bias; x: (..., in), weight: (out, in), bias: (out,) -> (..., out)."""
+    x, weight, bias = to_half(x, weight, bias)
     return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)

@@ -19,6 +19,7 @@ from minitransfer.backend import get_array_module
 from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import attention_dropout_mask
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_half
 from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -110,6 +111,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask=None, dropout_p:
               training: bool = False) -> Tensor:
     """Attention over (batch, heads, seq, head_dim) tensors; dropout on the probabilities only in training."""
     mask = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else key_padding_mask
+    q, k, v = to_half(q, k, v)
     implementation = pick(ReferenceAttention, [FusedAttention, CudaAttention], q, k, v)
     return implementation(mask, dropout_p if training else 0.0)(q, k, v)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from minitransfer.autograd import Function, Tensor
 from minitransfer.backend import get_array_module
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_float32
 from minitransfer.ops.dispatch import LazyModule, cupy_float, pick
 
 cross_entropy_cuda = LazyModule("minitransfer.kernels.cross_entropy_cuda")
@@ -65,5 +66,6 @@ class CudaCrossEntropy(CrossEntropy):
 
 def cross_entropy(logits, targets, ignore_index: int = -100) -> Tensor:
     """Mean cross-entropy; logits (N, C), integer targets (N,); targets equal to ignore_index are skipped."""
+    (logits,) = to_float32(logits)
     implementation = pick(CrossEntropy, [CudaCrossEntropy], logits)
     return implementation(targets.data if isinstance(targets, Tensor) else targets, ignore_index)(logits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from minitransfer.autograd import Function, Tensor
 from minitransfer.kernels import layer_norm_reference, residual_layer_norm_reference
 from minitransfer.ops import costs
+from minitransfer.ops.autocast import to_float32
 from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -62,6 +63,7 @@ class CudaLayerNorm(ReferenceLayerNorm):
 
 def layer_norm(x, weight, bias, eps: float = 1e-12) -> Tensor:
     """LayerNorm over the last axis; x: (..., hidden), weight/bias: (hidden,)."""
+    x, weight, bias = to_float32(x, weight, bias)
     return pick(ReferenceLayerNorm, [FusedLayerNorm, CudaLayerNorm], x, weight, bias)(eps)(x, weight, bias)
 
 
@@ -118,7 +120,7 @@ def bias_dropout_residual_layer_norm(y, bias, residual, weight, ln_bias, eps: fl
 
     y, residual: (..., hidden); bias, weight, ln_bias: (hidden,). Dropout only in training.
     """
-    inputs = (y, bias, residual, weight, ln_bias)
+    inputs = to_float32(y, bias, residual, weight, ln_bias)
     implementation = pick(ReferenceBiasDropoutResidualLayerNorm,
                           [FusedBiasDropoutResidualLayerNorm, CudaBiasDropoutResidualLayerNorm], *inputs)
     return implementation(eps, p if training else 0.0)(*inputs)

@@ -23,6 +23,7 @@ from minitransfer.kernels import attention_reference
 from minitransfer.kernels.dropout_rng import varlen_dropout_mask
 from minitransfer.ops import costs
 from minitransfer.ops.attention import CUDA_MAX_KEYS, attention_cuda
+from minitransfer.ops.autocast import to_half
 from minitransfer.ops.dispatch import LazyModule, cupy_float, numpy_float, pick
 from minitransfer.ops.dropout import dropout_seed
 
@@ -205,6 +206,7 @@ def varlen_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens, dropout_p: flo
                          f"{q.shape}, {as_tensor(k).shape}, {as_tensor(v).shape}")
     cu = check_cu_seqlens(cu_seqlens, q.shape[0])
     p = dropout_p if training else 0.0
+    q, k, v = to_half(q, k, v)
     cuda = [CudaVarlenAttention] if np.diff(cu).max() <= CUDA_MAX_KEYS else []  # its kernel's rows: <= 512 keys
     return pick(ReferenceVarlenAttention, [FusedVarlenAttention, *cuda], q, k, v)(cu, p)(q, k, v)
 

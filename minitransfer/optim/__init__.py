@@ -1,6 +1,7 @@
-"""Optimization for fine-tuning: AdamW, warmup lr schedules, gradient clipping, weight-decay groups."""
+"""Optimization for fine-tuning: AdamW, warmup lr schedules, gradient clipping, weight-decay groups, loss scaling."""
 from minitransfer.optim.adamw import AdamW
 from minitransfer.optim.clipping import clip_grad_norm_
+from minitransfer.optim.grad_scaler import GradScaler
 from minitransfer.optim.param_groups import decay_parameter_names, param_groups_for_weight_decay
 from minitransfer.optim.schedules import (
     LambdaSchedule,
@@ -12,6 +13,7 @@ from minitransfer.optim.schedules import (
 
 __all__ = [
     "AdamW",
+    "GradScaler",
     "LambdaSchedule",
     "clip_grad_norm_",
     "decay_parameter_names",

@@ -51,13 +51,16 @@ class TrainingArguments:
     disable_tqdm: bool = False
     remove_unused_columns: bool = True  # drop dataset columns the model's forward does not take (sentence, idx)
     label_names: list[str] | None = None
-    use_cpu: bool = False  # the Trainer runs where the model is (never moves it), so a CPU model honours it as is
+    use_cpu: bool = False  # the Trainer runs where the model is (or `device`), so a CPU model honours it as is
     group_by_length: bool = False  # transformers 4's name; train_sampling_strategy="group_by_length" in 5
     train_sampling_strategy: str = "random"
+    fp16: bool = False  # float16 forward (mt.autocast) with float32 master weights and dynamic loss scaling
+    bf16: bool = False  # refused: NumPy and CuPy have no bfloat16 dtype
     # minitransfer's own:
     max_tokens_per_batch: int = 0  # > 0: batches of at most this many real tokens instead of a number of rows
     padding_free: bool = True  # the model computes real tokens only (nn/packing.py); False: the padded path
     plot: bool = False  # write OUT/curves.png at the end (needs matplotlib)
+    device: str | None = None  # "cpu", "cuda", "cuda:N": the Trainer moves the model there; None: where it is
 
     def __post_init__(self):
         if self.train_sampling_strategy == "group_by_length":
@@ -78,6 +81,9 @@ class TrainingArguments:
             (self.save_total_limit is None or self.save_total_limit >= 1, "save_total_limit must be None or >= 1"),
             (self.train_sampling_strategy in ("random", "group_by_length"),
              "train_sampling_strategy must be 'random' or 'group_by_length'"),
+            (not self.bf16, "bf16: NumPy and CuPy have no bfloat16 dtype, so it cannot run here; fp16 is the "
+                            "supported half type (fp16=True, the CLI's --fp16)"),
+            (not (self.use_cpu and self.device not in (None, "cpu")), f"use_cpu=True with device={self.device!r}"),
         ]
         for name in ("logging_strategy", "eval_strategy", "save_strategy"):
             checks.append((getattr(self, name) in STRATEGIES,

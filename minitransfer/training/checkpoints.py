@@ -1,7 +1,8 @@
 """The Trainer's checkpoint-N folders: written whole, found, rotated, and read back on resume.
 
     OUT/checkpoint-N/   what save_model writes (model.safetensors, config.json, tokenizer, training_args.json),
-                        optimizer.npz, scheduler.json, trainer_state.json (with the RNG state), manifest.json
+                        optimizer.npz, scheduler.json, scaler.json (fp16), trainer_state.json (with the RNG
+                        state), manifest.json
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from minitransfer import backend, seeding
 from minitransfer.errors import CheckpointError, InputError, TrainingError
 from minitransfer.io.safetensors_io import load_safetensors
 from minitransfer.training.callbacks import TrainerState
+from minitransfer.training.mixed_precision import SCALER_FILE
 from minitransfer.training.run_guard import interrupts_deferred, resume_differences, verify_manifest, write_manifest
 from minitransfer.training.trainer_utils import json_default
 
@@ -60,6 +62,8 @@ class Checkpointing:
                 self.save_model(tmp)
                 np.savez(tmp / "optimizer.npz", **self.optimizer.state_dict())
                 (tmp / "scheduler.json").write_text(json.dumps(self.lr_scheduler.state_dict(), default=json_default))
+                if self.scaler.is_enabled():
+                    (tmp / SCALER_FILE).write_text(json.dumps(self.scaler.state_dict()))
                 self.state.save_to_json(tmp / "trainer_state.json")
                 write_manifest(tmp)
                 shutil.rmtree(final, ignore_errors=True)
@@ -105,6 +109,8 @@ class Checkpointing:
             with np.load(directory / "optimizer.npz") as saved:
                 self.optimizer.load_state_dict(dict(saved))
             self.lr_scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text()))
+            if self.scaler.is_enabled():
+                self.scaler.load_state_dict(json.loads((directory / SCALER_FILE).read_text()))
             if saved_state.rng_state is None:
                 raise KeyError("rng_state")
             seeding.numpy_rng().bit_generator.state = saved_state.rng_state

@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"
 RESUME_FIELDS = ("learning_rate", "global_train_batch_size", "num_train_epochs",
                  "max_steps", "seed", "warmup_steps", "warmup_ratio", "weight_decay", "lr_scheduler_type",
                  "group_by_length", "train_sampling_strategy", "max_tokens_per_batch", "adam_beta1", "adam_beta2",
-                 "adam_epsilon", "max_grad_norm")
+                 "adam_epsilon", "max_grad_norm", "fp16")
 
 
 class OutputDirLock:

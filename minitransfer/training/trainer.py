@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import shutil
 import time
@@ -41,9 +42,12 @@ from minitransfer.training.callbacks import CallbackHandler, TrainerControl, Tra
 from minitransfer.training.checkpoints import Checkpointing, checkpoint_to_resume, list_checkpoints, load_weights
 from minitransfer.training.data_parallel import start_ranks
 from minitransfer.training.evaluation import Evaluation
+from minitransfer.training.mixed_precision import forward_precision, grad_scaler
 from minitransfer.training.reporting import reporting_callbacks
 from minitransfer.training.run_guard import OutputDirLock, dataset_fingerprint, interrupts_deferred
 from minitransfer.training.trainer_utils import TrainOutput, json_default
+
+logger = logging.getLogger(__name__)
 
 
 class Trainer(Batching, Evaluation, Checkpointing):
@@ -64,6 +68,8 @@ class Trainer(Batching, Evaluation, Checkpointing):
                 raise ConfigError("Trainer needs a model (or model_init, a function returning one)")
             model = model_init()
         self.model, self.args = model, args or TrainingArguments()
+        if self.args.device is not None:  # the batches follow the model (batch_to_device)
+            model.to(backend.check_device(self.args.device))
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.processing_class = processing_class if processing_class is not None else tokenizer
         pad_id = getattr(self.processing_class, "pad_token_id", 0) or 0
@@ -148,6 +154,7 @@ class Trainer(Batching, Evaluation, Checkpointing):
         seeding.manual_seed(a.seed)
         _set_padding_free(self.model, a.padding_free)
         total = self.total_steps()
+        self.scaler = grad_scaler(a, self.model)
         self.create_optimizer_and_scheduler(total)
         self.state = TrainerState(max_steps=total, num_train_epochs=a.num_train_epochs,
                                   data_fingerprint=dataset_fingerprint(self.train_dataset),
@@ -230,7 +237,8 @@ class Trainer(Batching, Evaluation, Checkpointing):
         step = self.state.global_step
         if (a.logging_strategy == "steps" and (step % every["logging"] == 0 or step == self.state.max_steps
                                                or (step == 1 and a.logging_first_step))) or self.control.should_log:
-            self.log({"loss": float(np.mean(self._running)), "grad_norm": grad_norm, "learning_rate": lr})
+            scale = {"loss_scale": self.scaler.get_scale()} if self.scaler.is_enabled() else {}
+            self.log({"loss": float(np.mean(self._running)), "grad_norm": grad_norm, "learning_rate": lr, **scale})
             self._running = []
         metrics = None
         if (a.eval_strategy == "steps" and step % every["eval"] == 0) or self.control.should_evaluate:
@@ -284,13 +292,14 @@ class Trainer(Batching, Evaluation, Checkpointing):
                 batch = self._features(self.train_dataset, mine)
                 if self._sparse_embedding is not None:
                     token_ids.append(np.asarray(backend.to_numpy(batch["input_ids"])).ravel())
-                loss = self.compute_loss(self.model, batch_to_device(batch, self.model.device))
+                with forward_precision(self.args):
+                    loss = self.compute_loss(self.model, batch_to_device(batch, self.model.device))
                 value = loss.item()
                 if world == 1 and not math.isfinite(value):
                     self.optimizer.zero_grad()
                     raise self._diverged(f"the loss is {value}")
                 weight = len(mine) * world / len(indices) / len(micro_batches)
-                (loss * weight if weight != 1.0 else loss).backward()
+                self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
                 total, count = total + value * len(mine), count + len(mine)
         if self.reducer is not None:
             ids = np.concatenate(token_ids) if token_ids else np.zeros(0, dtype=np.int64)
@@ -315,12 +324,19 @@ class Trainer(Batching, Evaluation, Checkpointing):
     def _optimizer_step(self) -> float | None:
         params = [p for p in self.model.parameters() if p.requires_grad]
         clip = self.args.max_grad_norm if self.args.max_grad_norm and self.args.max_grad_norm > 0 else math.inf
+        self.scaler.unscale_(self.optimizer)  # fp16: the true gradients, before the clip sees them
         norm = float(clip_grad_norm_(params, clip))  # with no clipping: the norm alone, to catch inf / nan
-        if not math.isfinite(norm):
+        if not math.isfinite(norm) and not self.scaler.is_enabled():
             self.optimizer.zero_grad()
             raise self._diverged(f"the gradient norm is {norm}")
-        self.optimizer.step()
-        self.lr_scheduler.step()
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)  # fp16: skipped when a gradient overflowed
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:
+            logger.info("step %d: inf/nan in the float16 gradients at loss scale %g: step skipped, scale lowered to "
+                        "%g", self.state.global_step + 1, scale, self.scaler.get_scale())
+        else:  # a skipped step leaves the schedule where it was
+            self.lr_scheduler.step()
         self.optimizer.zero_grad()
         return norm if clip != math.inf else None
 

@@ -67,14 +67,16 @@ def train_classification(model: str, train_file: str, eval_file: str | None, arg
 
 
 def evaluate_classifier(model_dir: str, eval_file: str, data_format: str | None = None, max_length: int = 128,
-                        batch_size: int = 64) -> dict:
-    """Metrics of a fine-tuned classifier directory on a labeled file (labels named as in training)."""
+                        batch_size: int = 64, device: str = "cpu") -> dict:
+    """Metrics of a fine-tuned classifier directory on a labeled file (labels named as in training), run on
+    `device`."""
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, allow_new_head=False).eval()
     names = getattr(model.config, "id2label", None)
     label_names = [names[i] for i in range(len(names))] if names else None
     data = read_classification_file(eval_file, data_format, label_names=label_names)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    args = TrainingArguments(output_dir=str(Path(model_dir)), per_device_eval_batch_size=batch_size, disable_tqdm=True)
+    args = TrainingArguments(output_dir=str(Path(model_dir)), per_device_eval_batch_size=batch_size, disable_tqdm=True,
+                             device=device)
     trainer = Trainer(model, args, eval_dataset=encode_classification(data, tokenizer, max_length),
                       processing_class=tokenizer, compute_metrics=make_compute_metrics(data.label_names))
     return unprefixed(trainer.evaluate())

@@ -81,14 +81,15 @@ def window_settings(model_dir: str, max_length: int | None, doc_stride: int | No
 
 
 def predict_squad(model_dir: str, data_file: str, max_length: int | None = None, doc_stride: int | None = None,
-                  batch_size: int = 32) -> dict[str, str]:
-    """{question id: answer text} for every question of a SQuAD-format file (the official predictions format)."""
+                  batch_size: int = 32, device: str = "cpu") -> dict[str, str]:
+    """{question id: answer text} for every question of a SQuAD-format file (the official predictions format),
+    the model run on `device`."""
     max_length, doc_stride = window_settings(model_dir, max_length, doc_stride)
     examples = read_squad_files(data_file)
     if not examples:
         raise InputError(f"{data_file} holds no questions")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, allow_new_head=False).eval()
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, allow_new_head=False).eval().to(device)
     features = prepare_eval_features(examples, tokenizer, max_length, doc_stride)
     start, end = run_model(model, features, batch_size)
     return postprocess_predictions(examples, features, start, end)
