@@ -27,6 +27,7 @@ setup(
         "test": TEST_EXTRAS,
         "bench": TEST_EXTRAS + ["accelerate==1.15.0"],  # transformers' Trainer (benchmarks/train_sst2_transformers.py)
         "plot": ["matplotlib"],
+        "graph": ["graphviz"],  # mt.viz.save renders SVG/PNG (with the `dot` program); DOT text needs nothing
     },
     entry_points={"console_scripts": ["minitransfer=minitransfer.cli:main"]},
 )
