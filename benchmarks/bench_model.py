@@ -156,8 +156,7 @@ def model_spec(name: str, tmp: Path) -> dict:
     else:
         hidden, layers, heads, ffn = config["dim"], config["n_layers"], config["n_heads"], config["hidden_dim"]
     batch, seq = SHAPES[name]
-    linear_params = layers * (4 * hidden * hidden + 2 * hidden * ffn)
-    forward_flops = 2 * linear_params * batch * seq + 4 * batch * layers * heads * seq * seq * (hidden // heads)
+    forward_flops = common.encoder_forward_flops(hidden, layers, heads, ffn, batch, seq)
     return {"name": name, "path": str(path), "kind": config["model_type"], "batch": batch, "seq": seq,
             "hidden": hidden, "forward_flops": forward_flops}
 

@@ -56,6 +56,21 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# ---- FLOPs ----
+def attention_flops(batch: int, heads: int, seq: int, head_dim: int) -> int:
+    """Forward FLOPs of attention's two matmuls, q·kᵀ and p·v: 4 · B · H · S² · D (softmax, mask, dropout not
+    counted). Backward is 2.5× this (5 matmuls to forward's 2: FlashAttention's benchmark convention)."""
+    return 4 * batch * heads * seq * seq * head_dim
+
+
+def encoder_forward_flops(hidden: int, layers: int, heads: int, ffn: int, batch: int, seq: int) -> int:
+    """Forward FLOPs of a BERT-like encoder: 2 · P · T + the attention matmuls, where P = the Linear layers' weights
+    (L · (4·hidden² + 2·hidden·ffn)) and T = B · S tokens. Embeddings, biases, LayerNorm, softmax, GELU and the task
+    head are not counted; a training step is 3 × this (backward = 2 GEMMs per forward GEMM)."""
+    linear_params = layers * (4 * hidden * hidden + 2 * hidden * ffn)
+    return 2 * linear_params * batch * seq + layers * attention_flops(batch, heads, seq, hidden // heads)
+
+
 # ---- one configuration per process ----
 def run_in_child(script: str, spec: dict, label: str) -> dict:
     """Run `script --child JSON(spec)` in a fresh interpreter (so its peak memory is its own); its last stdout
