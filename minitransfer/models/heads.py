@@ -176,7 +176,25 @@ class MaskedLM(TaskModel):
                 output_hidden_states: bool = False, output_attentions: bool = False, **flattened) -> ModelOutput:
         hidden, packed, extras = self.body.encode(input_ids, attention_mask, token_type_ids, position_ids,
                                                   output_hidden_states, output_attentions, **flattened)
-        return per_token_output(self.predict(hidden), packed, labels, extras)
+        transformed = self.transform(hidden)
+        out = per_token_output(self.decoder(transformed), packed, None, extras)
+        if labels is not None:
+            out.loss = self.masked_lm_loss(transformed, labels, packed)
+        return out
+
+    def masked_lm_loss(self, transformed: Tensor, labels, packed) -> Tensor:
+        """Mean cross-entropy over the tokens whose label is not -100, as transformers computes it, but with the
+        decoder applied again to those rows only (~15% of tokens) for the loss: the full logits are still returned
+        (with their graph), yet backward runs the decoder's two GEMMs over the labelled rows alone, not all tokens.
+        transformed (T, H) packed or (B, S, H); labels (B, S)."""
+        labels = label_array(labels, transformed)
+        flat = (labels if packed is None else packed.pack(labels)).reshape(-1)
+        xp = get_array_module(flat)
+        rows = xp.flatnonzero(flat != -100)
+        if rows.size == 0:  # nothing to predict: the loss is 0, as cross_entropy gives with every target ignored
+            return ops.cross_entropy(self.decoder(transformed).reshape(flat.size, -1), flat)
+        picked = ops.take_rows(transformed.reshape(flat.size, transformed.shape[-1]), rows)
+        return ops.cross_entropy(self.decoder(picked), flat[rows])
 
     def check_new_head(self, missing, source, allow_new_head) -> None:
         if missing and not allow_new_head:

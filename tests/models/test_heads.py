@@ -88,6 +88,31 @@ def test_head_matches_transformers_logits_loss_and_gradients(checkpoints, minilm
     assert_gradients_match(model, dict(ref.named_parameters()))
 
 
+@pytest.mark.parametrize("padding_free", [True, False])
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_masked_lm_loss_and_gradients_match_transformers(checkpoints, minilm_path, sentences, model_type,
+                                                         padding_free):
+    """The MLM loss (computed from the labelled rows only) equals transformers' cross-entropy over all logits with
+    ignore_index -100, and so do every gradient and the full logits it still returns."""
+    path, _ = checkpoints[f"{model_type}-mlm", "safetensors"]
+    model = minitransfer.AutoModelForMaskedLM.from_pretrained(path, padding_free=padding_free,
+                                                              **NO_DROPOUT[model_type]).train()
+    ref = getattr(transformers, ("Bert" if model_type == "bert" else "DistilBert") + "ForMaskedLM").from_pretrained(
+        path, **NO_DROPOUT[model_type]).train()
+    enc = batch(minilm_path, sentences, distil=model_type == "distilbert")
+    labels = np.full(enc["input_ids"].shape, -100)
+    chosen = (np.random.default_rng(0).random(labels.shape) < 0.3) & (enc["attention_mask"] == 1)
+    labels[chosen] = enc["input_ids"][chosen] % ref.config.vocab_size
+    out = model(**enc, labels=labels)
+    ref_out = ref(**torch_inputs(enc), labels=torch.tensor(labels))
+    real = enc["attention_mask"].astype(bool)
+    assert np.abs(out.logits.numpy()[real] - ref_out.logits.detach().numpy()[real]).max() < 1e-4
+    assert abs(out.loss.item() - ref_out.loss.item()) < 1e-5
+    out.loss.backward()
+    ref_out.loss.backward()
+    assert_gradients_match(model, dict(ref.named_parameters()))
+
+
 def test_loading_a_body_reports_new_head_and_dropped_pretraining_head(checkpoints):
     path, _ = checkpoints["bert-mlm", "safetensors"]
     model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
