@@ -125,6 +125,18 @@ def test_no_import_cycle():
         " <-> ".join(c) for c in cycles)
 
 
+def test_the_library_never_imports_another_framework():
+    """PyTorch, TensorFlow, JAX and transformers belong to tests/ and benchmarks/ only (lazy imports count)."""
+    foreign = ("torch", "tensorflow", "jax", "transformers")
+    found = []
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in foreign]
+    assert not found, "imports of another framework inside the library: " + "; ".join(found)
+
+
 def test_every_import_points_down_the_stack():
     upward = sorted(f"{a} -> {b}" for a, deps in import_graph().items() for b in deps if layer(b) > layer(a))
     assert not upward, "imports of a layer above (see LAYERS, README's 'The stack'): " + "; ".join(upward)

@@ -18,8 +18,6 @@ def register(commands, train_tasks) -> None:
     add_step_flags(p, batch_size=8, seq_len=128)
     p.add_argument("--trace", metavar="OUT.json", help="also write a Chrome trace (open it in ui.perfetto.dev)")
     p.add_argument("--inference", action="store_true", help="profile a forward pass without gradients instead")
-    p.add_argument("--compare-torch", action="store_true",
-                   help="run the same step in PyTorch's profiler (transformers' model, same checkpoint) too")
     p.add_argument("--group-by", choices=["op", "module", "layer", "kind"], default="op", help="rows of the table")
     p.add_argument("--warmup", type=int, default=1, help="unprofiled steps first (numba loads, BLAS threads start)")
     p.set_defaults(func=profile_step)
@@ -109,7 +107,8 @@ def make_batch(args, model, tokenizer) -> dict:
     return batch
 
 
-def _prepared(args, layers: int | None = None):
+def prepared(args, layers: int | None = None):
+    """The model (frozen as --freeze-layers says) and the batch the step flags describe."""
     from minitransfer import AutoTokenizer, apply_freezing
 
     model = load_model(args.model, args.task, layers, padding_free=args.padding_free)
@@ -118,15 +117,10 @@ def _prepared(args, layers: int | None = None):
 
 
 def profile_step(args: argparse.Namespace) -> None:
-    import importlib.util
-
     from minitransfer import no_grad, profile
     from minitransfer.optim import AdamW
 
-    if args.compare_torch and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
-        raise UsageError("--compare-torch needs PyTorch and transformers: pip install torch transformers "
-                         "(or minitransfer's [test] extra)")
-    model, batch = _prepared(args)
+    model, batch = prepared(args)
     optimizer = None if args.inference else AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5)
     model.train(not args.inference)
 
@@ -152,19 +146,12 @@ def profile_step(args: argparse.Namespace) -> None:
     print(f"\nbiggest costs: {prof.biggest_costs()}")
     if args.trace:
         print(f"trace: {prof.export_chrome_trace(args.trace)} (open it in https://ui.perfetto.dev)")
-    if args.compare_torch:
-        from minitransfer.io.hub import resolve_model_path
-        from minitransfer.profiler.torch_reference import torch_profile_table
-
-        print("\nPyTorch (transformers, the same checkpoint and batch; padded):\n")
-        print(torch_profile_table(resolve_model_path(args.model), args.task, batch, model.config.num_labels,
-                                  args.freeze_layers, args.inference, args.warmup))
 
 
 def draw_graph(args: argparse.Namespace) -> None:
     from minitransfer import viz
 
-    model, batch = _prepared(args, layers=args.layers)
+    model, batch = prepared(args, layers=args.layers)
     model.train()
     loss = model(**batch).loss
     print(viz.save(loss, args.out, model=model))
