@@ -7,11 +7,11 @@ train mode, forward + backward; "old" is the loss over every real token's logits
 heads.MaskedLM.masked_lm_loss), "new" the model's own loss now; alternating, 8 rounds after one warm-up each.
 Printed: (median ms, min ms) per side, real tokens, labelled tokens.
 """
-import time  # noqa: I001 (minitransfer before NumPy, as the CLI imports them)
-
-import minitransfer as mt  # before NumPy, so its thread settings apply
+import minitransfer as mt  # noqa: I001 (before NumPy, so its thread settings apply)
 import numpy as np
 from minitransfer import ops
+
+import common
 
 lines = open("minitransfer/data/sst2/train_subset.tsv", encoding="utf-8").read().splitlines()[1:33]
 tokenizer = mt.AutoTokenizer.from_pretrained("minilm")
@@ -43,8 +43,6 @@ for step in (new, old):
 times = {"old": [], "new": []}
 for _ in range(8):
     for name, step in (("old", old), ("new", new)):
-        start = time.perf_counter()
-        step()
-        times[name].append((time.perf_counter() - start) * 1e3)
+        times[name] += common.time_ms(step, repeats=1, warmup=0)
 print({name: (round(sorted(ms)[len(ms) // 2], 1), round(min(ms), 1)) for name, ms in times.items()},
       "real tokens", int(batch["attention_mask"].sum()), "labelled", int(chosen.sum()))

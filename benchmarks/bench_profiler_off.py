@@ -20,10 +20,12 @@ import sys
 from pathlib import Path
 
 CHILD = r"""
-import json, sys, time
+import json, sys
 import minitransfer as mt
 import numpy as np
 steps = int(sys.argv[1])
+sys.path.insert(0, sys.argv[2])  # this checkout's benchmarks/, for common.time_ms
+import common
 lines = open("minitransfer/data/sst2/train_subset.tsv", encoding="utf-8").read().splitlines()[1:33]
 texts = [line.split("\t")[0] for line in lines]
 labels = np.array([int(line.split("\t")[1]) for line in lines])
@@ -38,20 +40,15 @@ def step():
         p.grad = None
     model(**batch, labels=labels).loss.backward()
 
-for _ in range(3):
-    step()
-times = []
-for _ in range(steps):
-    start = time.perf_counter()
-    step()
-    times.append((time.perf_counter() - start) * 1e3)
+times = common.time_ms(step, repeats=steps, warmup=3)
 print(json.dumps({"ms": times, "tokens": int(batch["attention_mask"].sum())}))
 """
 
 
 def run(tree: Path, steps: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(steps)], cwd=tree, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(steps), str(Path(__file__).resolve().parent)], cwd=tree,
+                         env=env, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
